@@ -1,0 +1,311 @@
+"""HF <-> Megatron checkpoint conversion, streaming one parameter at a time.
+
+    o1p convert hf-to-mcore --hf-dir H --out M [--spec te|local] [--tensor-model-parallel-size T
+                            --pipeline-model-parallel-size P]
+    o1p convert mcore-to-hf --mcore-dir M --out H
+
+hf-to-mcore writes a torch_dist checkpoint whose tensors are unsharded per layer (see
+`checkpoint/dist.py`), so it loads at any TP/PP; the TP/PP flags only check that the layout you
+plan to train with is possible (TP divides heads, KV heads, ffn and the padded vocab; PP divides
+the layers) before anything is written. Both directions write into a temporary folder and rename
+it at the end: an interrupted run never leaves an output that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.checkpoint.safetensors_io import SafetensorsReader, write_sharded
+from megatron_o1p.errors import CheckpointError, ConfigError
+from megatron_o1p.models.hf_config import (
+    DEFAULT_VOCAB_MULTIPLE, ModelArchitecture, read_architecture)
+from megatron_o1p.models.state_dict_adapter import StateDictAdapter, layer_index
+
+# Files copied verbatim between the HF folder and the checkpoint's hf/ folder.
+HF_SIDE_FILES = (
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+@dataclass
+class HfToMcoreConfig:
+    hf_dir: Path
+    out: Path
+    spec: str = "auto"
+    """Layer spec recorded in the checkpoint: te, local or auto (te when TE+CUDA work)."""
+    tensor_model_parallel_size: int = 1
+    pipeline_model_parallel_size: int = 1
+    make_vocab_size_divisible_by: int = DEFAULT_VOCAB_MULTIPLE
+    allow_bin_weights: bool = False
+    """Accept pytorch_model*.bin (loaded with torch.load(weights_only=True)); off by default."""
+    overwrite: bool = False
+
+
+@dataclass
+class McoreToHfConfig:
+    mcore_dir: Path
+    out: Path
+    max_shard_size: str = "2GB"
+    overwrite: bool = False
+
+
+def _parse_size(text: str) -> int:
+    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    upper = text.strip().upper()
+    for unit, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if upper.endswith(unit):
+            return int(float(upper[: -len(unit)]) * factor)
+    return int(upper)
+
+
+class _BinReader:
+    """pytorch_model*.bin weights, only with --allow-bin-weights (weights_only, mmap)."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, hf_dir: Path):
+        self.hf_dir = hf_dir
+        self.tensors = {}
+        for path in sorted(hf_dir.glob("pytorch_model*.bin")):
+            self.tensors.update(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+
+    def shape_dtype(self, name: str):
+        if name not in self.tensors:
+            raise CheckpointError(f"{self.hf_dir}: tensor {name} missing from the .bin weights; "
+                                  "config.json does not describe these weights")
+        return tuple(self.tensors[name].shape), self.tensors[name].dtype
+
+    def read(self, name: str, out: torch.Tensor | None = None) -> torch.Tensor:
+        self.shape_dtype(name)
+        if out is None:
+            return self.tensors[name].clone()
+        return out.copy_(self.tensors[name])
+
+
+class _ShapeOnly:
+    """An HF source that yields meta tensors: checks every shape before any byte is read."""
+
+    device = torch.device("meta")
+
+    def __init__(self, source):
+        self.source = source
+
+    def shape_dtype(self, name: str):
+        return self.source.shape_dtype(name)
+
+    def read(self, name: str, out: torch.Tensor | None = None) -> torch.Tensor:
+        shape, dtype = self.source.shape_dtype(name)
+        if out is not None:
+            if tuple(out.shape) != tuple(shape):
+                raise CheckpointError(f"tensor {name} has shape {shape}, expected {tuple(out.shape)}")
+            return out
+        return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _open_weights(hf_dir: Path, allow_bin: bool):
+    if any(hf_dir.glob("*.safetensors")):
+        return SafetensorsReader(hf_dir)
+    if any(hf_dir.glob("pytorch_model*.bin")):
+        if not allow_bin:
+            raise CheckpointError(
+                f"{hf_dir}: only pytorch_model*.bin weights (pickle); convert them to safetensors, "
+                "or pass --allow-bin-weights to load them with torch.load(weights_only=True)"
+            )
+        return _BinReader(hf_dir)
+    raise CheckpointError(f"{hf_dir}: no model weights (*.safetensors) found")
+
+
+def _initialize_single_process():
+    from megatron_o1p.distributed.initialize import ParallelConfig, initialize
+
+    return initialize(ParallelConfig())
+
+
+def _layout(arch: ModelArchitecture, padded_vocab: int) -> dict:
+    """Checkpoint layout of the TP=1/PP=1 model, built on the meta device (no memory)."""
+    from megatron_o1p.models.builder import ModelOptions, build_gpt_chunks
+    from megatron_o1p.models.specs import transformer_engine_usable
+
+    state = _initialize_single_process()
+    # Megatron's dist-checkpoint keys are the same for both specs (TE names); build the spec
+    # that can be built here.
+    spec = "te" if transformer_engine_usable() else "local"
+    (model,) = build_gpt_chunks(
+        arch, state, ModelOptions(spec=spec, padded_vocab_size=padded_vocab, meta_device=True,
+                                  seq_length=8))
+    return spec, model, dist_ckpt.layout_of(
+        model.sharded_state_dict(metadata=dist_ckpt.sharding_metadata()))
+
+
+def _prepare_out(out: Path, overwrite: bool) -> Path:
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"{out}: already exists; pass --overwrite or choose another --out")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _commit_out(tmp: Path, out: Path) -> None:
+    """Replace `out` by the finished `tmp` (rename, so readers never see a partial folder)."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+
+
+def _copy_side_files(src: Path, dst: Path) -> list[str]:
+    dst.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in HF_SIDE_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+            copied.append(name)
+    return copied
+
+
+def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
+    """Convert an HF Qwen2/Llama folder into a megatron dist checkpoint at `cfg.out`."""
+    from megatron_o1p.models.specs import SPEC_NAMES, transformer_engine_usable
+
+    hf_dir, out = Path(cfg.hf_dir), Path(cfg.out)
+    if cfg.spec not in SPEC_NAMES:
+        raise ConfigError(f"unknown --spec {cfg.spec!r}; choose one of {', '.join(SPEC_NAMES)}")
+    spec = ("te" if transformer_engine_usable() else "local") if cfg.spec == "auto" else cfg.spec
+    arch = read_architecture(hf_dir)
+    if not any((hf_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise CheckpointError(f"{hf_dir}: no tokenizer (tokenizer.json or tokenizer.model); "
+                              "save the tokenizer into the model folder")
+    reader = _open_weights(hf_dir, cfg.allow_bin_weights)
+    padded_vocab = arch.padded_vocab_size(cfg.make_vocab_size_divisible_by)
+    arch.check_tensor_parallel(cfg.tensor_model_parallel_size, padded_vocab)
+    arch.check_pipeline_parallel(cfg.pipeline_model_parallel_size)
+    layout_spec, model, layout = _layout(arch, padded_vocab)
+    meta_params = dict(model.named_parameters())
+    adapter = StateDictAdapter(arch, layout_spec, padded_vocab)  # names of the built model
+    # Preflight on shapes only: every parameter can be built from the HF tensors.
+    dtypes, shapes_only = {}, _ShapeOnly(reader)
+    for name in layout:
+        if name.endswith("_extra_state"):
+            continue
+        fused = adapter.to_megatron(name, shapes_only)
+        if fused.shape != meta_params[name].shape:
+            hf_names = adapter.lookup(name)[1]
+            raise CheckpointError(
+                f"{hf_dir}: {', '.join(hf_names)} give shape {tuple(fused.shape)} for {name} but "
+                f"config.json implies {tuple(meta_params[name].shape)}; config and weights disagree"
+            )
+        dtypes[name] = fused.dtype
+
+    def produce(name: str) -> torch.Tensor:
+        tensor = adapter.to_megatron(name, reader)
+        if progress is not None:
+            progress(name)
+        return tensor
+
+    tmp = _prepare_out(out, cfg.overwrite)
+    try:
+        dist_ckpt.write_checkpoint(tmp / "release", layout, produce, dtypes.__getitem__)
+        _copy_side_files(hf_dir, tmp / "hf")
+        (tmp / dist_ckpt.TRACKER).write_text("release\n")
+        meta = {
+            "format_version": dist_ckpt.FORMAT_VERSION,
+            "spec": spec,
+            "architecture": arch.to_json(),
+            "padded_vocab_size": padded_vocab,
+            "make_vocab_size_divisible_by": cfg.make_vocab_size_divisible_by,
+            "dtype": str(next(iter(dtypes.values()))).replace("torch.", ""),
+            "sharding_metadata": dist_ckpt.sharding_metadata(),
+            "iteration": "release",
+            "source": {"kind": "hf", "path_name": hf_dir.name},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / dist_ckpt.CHECKPOINT_META).write_text(json.dumps(meta, indent=2) + "\n")
+        _commit_out(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _units(layout: dict) -> list[list[str]]:
+    """Parameter names grouped so one group is in memory at a time: embedding, each layer,
+    then final norm and output layer."""
+    head, layers, tail = [], {}, []
+    for name in layout:
+        index = layer_index(name)
+        if index is not None:
+            layers.setdefault(index, []).append(name)
+        elif name.startswith("embedding."):
+            head.append(name)
+        else:
+            tail.append(name)
+    return [head] + [layers[i] for i in sorted(layers)] + [tail]
+
+
+def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
+    """Convert a megatron dist checkpoint back into an HF folder at `cfg.out`."""
+    mcore_dir, out = Path(cfg.mcore_dir), Path(cfg.out)
+    meta = dist_ckpt.read_checkpoint_meta(mcore_dir)
+    arch = ModelArchitecture.from_json(meta["architecture"])
+    padded_vocab = meta["padded_vocab_size"]
+    iteration_dir = dist_ckpt.resolve_iteration_dir(mcore_dir)
+    layout_spec, model, layout = _layout(arch, padded_vocab)
+    adapter = StateDictAdapter(arch, layout_spec, padded_vocab)
+    reader = dist_ckpt.GlobalTensorReader(iteration_dir)
+    params = dict(model.named_parameters())
+    # Layout rule: a parameter of the TP=1 model IS its checkpoint key's global tensor.
+    keys = {name: layout[name][0].key for name in params}
+
+    units = [[n for n in unit if n in params] for unit in _units(layout)]
+    specs = []
+    for unit in units:
+        for name in unit:
+            shape, dtype = reader.shape_dtype(keys[name])
+            if tuple(shape) != tuple(params[name].shape):
+                raise CheckpointError(f"{iteration_dir}: {keys[name]} has shape {tuple(shape)}, "
+                                      f"the architecture implies {tuple(params[name].shape)}")
+            meta_tensor = torch.empty(shape, dtype=dtype, device="meta")
+            specs += [(k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()]
+
+    def tensors():
+        for unit in units:
+            for name in unit:
+                yield from adapter.to_hf(name, reader.read(keys[name])).items()
+                if progress is not None:
+                    progress(name)
+
+    tmp = _prepare_out(out, cfg.overwrite)
+    try:
+        write_sharded(tmp, specs, tensors(), _parse_size(cfg.max_shard_size))
+        copied = _copy_side_files(mcore_dir / "hf", tmp)
+        if "config.json" not in copied:
+            raise CheckpointError(f"{mcore_dir / 'hf'}: config.json missing; checkpoint is incomplete")
+        if "generation_config.json" not in copied:
+            _write_generation_config(tmp)
+        _commit_out(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_generation_config(hf_dir: Path) -> None:
+    config = json.loads((hf_dir / "config.json").read_text())
+    generation = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")
+                  if config.get(k) is not None}
+    (hf_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")

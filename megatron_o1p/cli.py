@@ -1,0 +1,67 @@
+"""`o1p` / `python -m megatron_o1p`: the subcommand table and the error boundary.
+
+Each subcommand lives in `megatron_o1p/commands/<name>.py` with `add_arguments(parser)` and
+`run(args) -> int`; only the chosen module is imported, so `o1p <cmd> --help` stays fast and
+loads neither megatron-core nor vLLM unless the command needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import warnings
+
+from megatron_o1p import __version__
+from megatron_o1p.errors import O1pError
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "convert": ("megatron_o1p.commands.convert",
+                "HF <-> Megatron checkpoint conversion and the HF parity check"),
+}
+
+
+def _quiet_third_party_warnings() -> None:
+    # megatron-core and torch.distributed.checkpoint warn about their own deprecations on
+    # every call; they are not actionable for our users.
+    for module in ("megatron", "torch.distributed", "transformers"):
+        warnings.filterwarnings("ignore", module=module)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="o1p",
+        description="O1-Pruner (length-harmonizing fine-tuning) on megatron-core.",
+    )
+    parser.add_argument("--version", action="version", version=f"megatron_o1p {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    _quiet_third_party_warnings()
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except O1pError as err:
+        print(f"o1p {args.command}: error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Every workaround that lets megatron-core run on a CPU-only torch (gloo), in one place.
+
+`apply()` is idempotent and does nothing when CUDA is available: production runs take megatron's
+own GPU code paths untouched. No megatron file is edited; each patch swaps one symbol and names
+the call site that fails without it (seen with megatron-core 0.16.1 and 0.19.2, torch 2.13 CPU).
+
+| patch            | what fails without it                                                        |
+|------------------|------------------------------------------------------------------------------|
+| triton_shim      | 0.19.x: `import megatron.core` imports triton unconditionally (MoE paged stash) |
+| rng_tracker      | `tensor_parallel.random`: torch.cuda.get_rng_state / tracker add/fork          |
+| current_device   | RoPE inv_freq, global memory buffer, p2p and DDP buffers use current_device()  |
+| causal_mask      | `get_default_causal_mask` hard-codes device="cuda" (attention_mask=None)       |
+| cuda_factories   | device="cuda" tensor factories in schedules, optimizer, DDP buffers, utils     |
+| cuda_stubs       | torch.cuda.synchronize / current_stream in dist_checkpointing, DDP grad sync   |
+| cuda_tensor_type | clip_grads / optimizer init assert `.type() == 'torch.cuda.FloatTensor'`       |
+| tensor_cuda      | `Tensor.cuda()` in distributed-optimizer checkpoint exchange                   |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import sys
+import types
+
+import torch
+
+APPLIED: list[str] = []
+_done = False
+
+# Modules whose `torch.<factory>(..., device="cuda")` calls are redirected to the CPU.
+_CUDA_FACTORY_MODULES = (
+    "megatron.core.pipeline_parallel.schedules",
+    "megatron.core.optimizer.optimizer",
+    "megatron.core.optimizer.distrib_optimizer",
+    "megatron.core.optimizer.clip_grads",
+    "megatron.core.distributed.param_and_grad_buffer",
+    "megatron.core.distributed.finalize_model_grads",
+    "megatron.core.utils",
+)
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def apply() -> list[str]:
+    """Apply every CPU patch once (no-op with CUDA). Call before building megatron objects."""
+    global _done
+    if _done or cuda_available():
+        return APPLIED
+    _done = True
+    _install_triton_shim()
+    _patch_rng_tracker()
+    _patch_current_device()
+    _patch_causal_mask()
+    _patch_cuda_factories()
+    _patch_cuda_stubs()
+    _patch_cuda_tensor_type()
+    _patch_tensor_cuda()
+    return APPLIED
+
+
+def _install_triton_shim() -> None:
+    # megatron-core 0.19.x: megatron/core/transformer/moe/ops/paged_stash.py does a bare
+    # `import triton`, reached from `import megatron.core` via pipeline_parallel/schedules.py.
+    # Register a stand-in for that one module (its kernels only serve MoE paged stash). A fake
+    # top-level `triton` would NOT work: torch._inductor would then believe triton is usable.
+    name = "megatron.core.transformer.moe.ops.paged_stash"
+    if importlib.util.find_spec("triton") is not None or name in sys.modules:
+        return
+
+    def _unavailable(*args, **kwargs):
+        raise RuntimeError("MoE paged stash needs triton and CUDA")
+
+    class _Kernel:
+        def __getitem__(self, grid):
+            return _unavailable
+
+        __call__ = staticmethod(_unavailable)
+
+    stub = types.ModuleType(name)
+    stub.GLOBAL_BLOCK_SIZE = 1024
+    stub.paged_stash_copy_kernel = _Kernel()
+    stub.paged_stash_pop_kernel = _Kernel()
+    sys.modules[name] = stub
+    APPLIED.append("triton_shim")
+
+
+def _patch_rng_tracker() -> None:
+    import megatron.core.tensor_parallel.random as mrandom
+
+    def get_state(device="cuda", clone=False, graph_safe=False):
+        return torch.get_rng_state()
+
+    def set_state(new_state, device=-1, graph_safe=False):
+        torch.set_rng_state(new_state)
+
+    def add(self, name, seed):
+        # Same bookkeeping as CudaRNGStatesTracker.add, on the CPU generator.
+        if seed in self.seeds_:
+            raise Exception(f"seed {seed} already exists")
+        self.seeds_.add(seed)
+        if name in self.states_:
+            raise Exception(f"cuda rng state {name} already exists")
+        saved = torch.get_rng_state()
+        torch.manual_seed(seed)
+        self.states_[name] = torch.get_rng_state()
+        torch.set_rng_state(saved)
+
+    mrandom._get_cuda_rng_state = get_state
+    mrandom._set_cuda_rng_state = set_state
+    mrandom.CudaRNGStatesTracker.add = add
+    APPLIED.append("rng_tracker")
+
+
+def _patch_current_device() -> None:
+    torch.cuda.current_device = lambda: torch.device("cpu")
+    APPLIED.append("current_device")
+
+
+def _patch_causal_mask() -> None:
+    import megatron.core.fusions.fused_softmax as fused_softmax
+    import megatron.core.transformer.utils as transformer_utils
+
+    @functools.lru_cache(maxsize=16)
+    def causal_mask(sq: int) -> torch.Tensor:
+        return torch.triu(torch.ones(sq, sq, dtype=torch.bool), diagonal=1)
+
+    transformer_utils.get_default_causal_mask = causal_mask
+    fused_softmax.get_default_causal_mask = causal_mask
+    APPLIED.append("causal_mask")
+
+
+class _CpuFactoryTorch:
+    """Stands in for `torch` inside one megatron module: factories asked for a CUDA device get
+    the CPU; every other attribute is the real torch."""
+
+    _FACTORIES = frozenset(
+        "zeros ones empty full tensor arange zeros_like ones_like empty_like full_like "
+        "rand randn randint".split()
+    )
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        attr = getattr(self._real, name)
+        if name not in self._FACTORIES:
+            return attr
+
+        def factory(*args, **kwargs):
+            device = kwargs.get("device")
+            if device is not None and (isinstance(device, int) or str(device).startswith("cuda")):
+                kwargs["device"] = "cpu"
+            return attr(*args, **kwargs)
+
+        return factory
+
+
+def _patch_cuda_factories() -> None:
+    for module_name in _CUDA_FACTORY_MODULES:
+        importlib.import_module(module_name).torch = _CpuFactoryTorch(torch)
+    APPLIED.append("cuda_factories")
+
+
+class _NoStream:
+    def wait_event(self, *args, **kwargs):
+        pass
+
+    def wait_stream(self, *args, **kwargs):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def record_event(self, *args, **kwargs):
+        return None
+
+
+def _patch_cuda_stubs() -> None:
+    torch.cuda.synchronize = lambda *args, **kwargs: None
+    torch.cuda.current_stream = lambda *args, **kwargs: _NoStream()
+    APPLIED.append("cuda_stubs")
+
+
+def _patch_cuda_tensor_type() -> None:
+    import megatron.core.optimizer.clip_grads as clip_grads
+    import megatron.core.optimizer.distrib_optimizer as distrib_optimizer
+    import megatron.core.optimizer.optimizer as optimizer
+
+    real_type = torch.Tensor.type
+
+    def cuda_named_type(self, *args, **kwargs):
+        out = real_type(self, *args, **kwargs)
+        if not args and not kwargs and out.startswith("torch.") and not out.startswith("torch.cuda"):
+            return "torch.cuda." + out[len("torch.") :]
+        return out
+
+    @contextlib.contextmanager
+    def cuda_typed():
+        torch.Tensor.type = cuda_named_type
+        try:
+            yield
+        finally:
+            torch.Tensor.type = real_type
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with cuda_typed():
+                return fn(*args, **kwargs)
+
+        return wrapped
+
+    clipped = wrap(clip_grads.clip_grad_by_total_norm_fp32)
+    clip_grads.clip_grad_by_total_norm_fp32 = clipped
+    optimizer.clip_grad_by_total_norm_fp32 = clipped
+    for cls, name in (
+        (distrib_optimizer.DistributedOptimizer, "_build_model_and_main_param_groups"),
+        (distrib_optimizer.DistributedOptimizer, "__init__"),
+        (optimizer.Float16OptimizerWithFloat16Params, "__init__"),
+    ):
+        raw = cls.__dict__[name]
+        if isinstance(raw, staticmethod):
+            setattr(cls, name, staticmethod(wrap(raw.__func__)))
+        elif isinstance(raw, classmethod):
+            setattr(cls, name, classmethod(wrap(raw.__func__)))
+        else:
+            setattr(cls, name, wrap(raw))
+    APPLIED.append("cuda_tensor_type")
+
+
+def _patch_tensor_cuda() -> None:
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    APPLIED.append("tensor_cuda")

@@ -1,0 +1,242 @@
+"""HF `config.json` (Qwen2 / Qwen2.5 and Llama families) -> the architecture megatron builds.
+
+`read_architecture` parses and validates a config once; anything we do not implement fails here
+with a one-line `ConfigError` naming the key, before any model is built. `transformer_config`
+turns the architecture plus the run's parallel layout into megatron's `TransformerConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from megatron_o1p.errors import CheckpointError, ConfigError
+
+SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
+
+# Megatron's rotary_pos_embedding._apply_scaling hard-codes Llama 3.1's values except the factor.
+_MEGATRON_LLAMA3_ROPE = {"low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192}
+
+# Megatron-LM's --make-vocab-size-divisible-by default. The vocab is padded once, at conversion,
+# to a multiple of this, independent of TP: any TP that divides the padded size loads the
+# checkpoint (every power of two up to 128 with the default).
+DEFAULT_VOCAB_MULTIPLE = 128
+
+
+@dataclass(frozen=True)
+class ModelArchitecture:
+    """The subset of an HF config that fixes the megatron model; stored in every checkpoint."""
+
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    ffn_hidden_size: int
+    num_attention_heads: int
+    num_query_groups: int
+    kv_channels: int
+    """Per-head dimension (HF `head_dim`, else hidden_size / heads)."""
+    vocab_size: int
+    """The true vocab size from config.json (before megatron's padding)."""
+    max_position_embeddings: int
+    rope_theta: float
+    rms_norm_eps: float
+    add_qkv_bias: bool
+    tie_word_embeddings: bool
+    llama3_rope_factor: float | None = None
+    """Llama 3.1 rope scaling factor; None = plain RoPE."""
+    torch_dtype: str = "float32"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelArchitecture":
+        return cls(**data)
+
+    def padded_vocab_size(self, multiple: int = DEFAULT_VOCAB_MULTIPLE) -> int:
+        return int(math.ceil(self.vocab_size / multiple) * multiple)
+
+    def check_tensor_parallel(self, tp: int, padded_vocab_size: int, where: str = "") -> None:
+        """Raise `ConfigError` unless TP divides heads, query groups, ffn and the padded vocab."""
+        checks = (
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_query_groups),
+            ("intermediate_size", self.ffn_hidden_size),
+            ("padded vocab size", padded_vocab_size),
+        )
+        for name, value in checks:
+            if value % tp:
+                fix = (
+                    "reconvert with --make-vocab-size-divisible-by a multiple of the TP size"
+                    if name == "padded vocab size"
+                    else "choose a --tensor-model-parallel-size that divides it"
+                )
+                raise ConfigError(
+                    f"{where}{name} ({value}) must be a multiple of tensor_model_parallel_size "
+                    f"({tp}); {fix}"
+                )
+
+    def check_pipeline_parallel(self, pp: int, vpp: int | None = None) -> None:
+        stages = pp * (vpp or 1)
+        if self.num_layers % stages:
+            raise ConfigError(
+                f"num_hidden_layers ({self.num_layers}) must be divisible by pipeline stages "
+                f"({pp} x {vpp or 1} virtual); choose sizes that divide it"
+            )
+
+
+def _fail(path, key: str, value, why: str) -> None:
+    raise ConfigError(f"{path}: unsupported {key}={value!r}: {why}")
+
+
+def _rope(cfg: dict, path) -> tuple[float, float | None]:
+    """Return (rope_theta, llama3 factor or None) from transformers 4 or 5 style keys."""
+    params = cfg.get("rope_parameters") or {}
+    scaling = cfg.get("rope_scaling") or {}
+    if params and not scaling and params.get("rope_type", "default") != "default":
+        scaling = params
+    theta = params.get("rope_theta", cfg.get("rope_theta", 10000.0))
+    if not scaling:
+        return float(theta), None
+    rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+    if rope_type == "default":
+        return float(theta), None
+    if rope_type != "llama3":
+        _fail(path, "rope_scaling.rope_type", rope_type, "only default and llama3 RoPE are implemented")
+    for key, expected in _MEGATRON_LLAMA3_ROPE.items():
+        if float(scaling.get(key, expected)) != expected:
+            _fail(path, f"rope_scaling.{key}", scaling.get(key),
+                  f"megatron's llama3 RoPE scaling fixes it at {expected}")
+    return float(theta), float(scaling.get("factor", 8.0))
+
+
+def read_architecture(hf_dir: str | Path) -> ModelArchitecture:
+    """Parse `hf_dir/config.json` into a `ModelArchitecture`.
+
+    Raises:
+        CheckpointError: config.json missing or not JSON.
+        ConfigError: an architecture or setting this project does not implement.
+    """
+    path = Path(hf_dir) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found; --hf-dir must be an HF model folder")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    return architecture_from_dict(cfg, path)
+
+
+def architecture_from_dict(cfg: dict, path="config.json") -> ModelArchitecture:
+    model_type = cfg.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        _fail(path, "model_type", model_type, f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
+    for moe_key in ("num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size"):
+        if cfg.get(moe_key):
+            _fail(path, moe_key, cfg[moe_key], "mixture-of-experts models are not supported")
+    if cfg.get("use_sliding_window"):
+        _fail(path, "use_sliding_window", True, "sliding-window attention is not implemented")
+    layer_types = cfg.get("layer_types") or []
+    if any(t != "full_attention" for t in layer_types):
+        _fail(path, "layer_types", sorted(set(layer_types)), "only full_attention is implemented")
+    if cfg.get("hidden_act", "silu") != "silu":
+        _fail(path, "hidden_act", cfg["hidden_act"], "only silu (SwiGLU) is implemented")
+    if model_type == "llama":
+        for key in ("attention_bias", "mlp_bias"):
+            if cfg.get(key):
+                _fail(path, key, True, "biases on Llama projections are not implemented")
+        if cfg.get("pretraining_tp", 1) != 1:
+            _fail(path, "pretraining_tp", cfg["pretraining_tp"], "must be 1")
+    heads = int(cfg["num_attention_heads"])
+    hidden = int(cfg["hidden_size"])
+    head_dim = cfg.get("head_dim") or hidden // heads
+    theta, llama3_factor = _rope(cfg, path)
+    dtype = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+    return ModelArchitecture(
+        model_type=model_type,
+        num_layers=int(cfg["num_hidden_layers"]),
+        hidden_size=hidden,
+        ffn_hidden_size=int(cfg["intermediate_size"]),
+        num_attention_heads=heads,
+        num_query_groups=int(cfg.get("num_key_value_heads") or heads),
+        kv_channels=int(head_dim),
+        vocab_size=int(cfg["vocab_size"]),
+        max_position_embeddings=int(cfg.get("max_position_embeddings", 4096)),
+        rope_theta=theta,
+        rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+        add_qkv_bias=model_type == "qwen2",
+        # Qwen2Config and LlamaConfig both default to untied when the key is absent.
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        llama3_rope_factor=llama3_factor,
+        torch_dtype=str(dtype).replace("torch.", ""),
+    )
+
+
+def transformer_config(
+    arch: ModelArchitecture,
+    *,
+    tensor_model_parallel_size: int = 1,
+    pipeline_model_parallel_size: int = 1,
+    virtual_pipeline_model_parallel_size: int | None = None,
+    sequence_parallel: bool = False,
+    params_dtype: torch.dtype = torch.float32,
+    batch_p2p_comm: bool = True,
+    use_cpu_initialization: bool | None = None,
+    recompute_activations: bool = False,
+    **overrides,
+):
+    """Megatron `TransformerConfig` for `arch` under the given parallel layout.
+
+    Fused kernels are enabled only where they exist (CUDA); on the CPU every fusion is off.
+    `use_cpu_initialization=None` means: on the CPU, and always deterministic across TP sizes.
+    """
+    from megatron.core.transformer import TransformerConfig
+
+    cuda = torch.cuda.is_available()
+    bf16 = params_dtype == torch.bfloat16
+    kwargs = dict(
+        num_layers=arch.num_layers,
+        hidden_size=arch.hidden_size,
+        ffn_hidden_size=arch.ffn_hidden_size,
+        num_attention_heads=arch.num_attention_heads,
+        num_query_groups=arch.num_query_groups,
+        kv_channels=arch.kv_channels,
+        normalization="RMSNorm",
+        layernorm_epsilon=arch.rms_norm_eps,
+        gated_linear_unit=True,
+        activation_func=torch.nn.functional.silu,
+        add_bias_linear=False,
+        add_qkv_bias=arch.add_qkv_bias,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        tensor_model_parallel_size=tensor_model_parallel_size,
+        pipeline_model_parallel_size=pipeline_model_parallel_size,
+        virtual_pipeline_model_parallel_size=virtual_pipeline_model_parallel_size,
+        sequence_parallel=sequence_parallel,
+        params_dtype=params_dtype,
+        pipeline_dtype=params_dtype,
+        bf16=bf16,
+        fp16=params_dtype == torch.float16,
+        batch_p2p_comm=batch_p2p_comm,
+        use_cpu_initialization=(not cuda) if use_cpu_initialization is None else use_cpu_initialization,
+        init_method_std=0.02,
+        # Fusions: megatron's kernels need CUDA (and apex/TE for some); keep them to the GPU.
+        masked_softmax_fusion=cuda,
+        bias_activation_fusion=cuda,
+        bias_dropout_fusion=cuda,
+        apply_rope_fusion=False,
+        gradient_accumulation_fusion=False,
+        persist_layer_norm=False,
+        # NOTE: the native fused CE casts grads to the logits dtype; our loss reads logits.
+        cross_entropy_loss_fusion=False,
+    )
+    if recompute_activations:
+        kwargs.update(recompute_granularity="selective")
+    kwargs.update(overrides)
+    return TransformerConfig(**kwargs)

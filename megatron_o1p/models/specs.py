@@ -1,0 +1,82 @@
+"""The transformer layer recipe: Transformer Engine's spec when TE works, megatron's local spec
+otherwise. The only module that knows Transformer Engine exists.
+
+The two specs name the norms differently (see `state_dict_adapter.py`): TE fuses the
+pre-attention and pre-MLP RMSNorm into `linear_qkv` / `linear_fc1` (`layer_norm_weight`), the
+local spec keeps `input_layernorm` / `pre_mlp_layernorm` modules.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from megatron_o1p.errors import ConfigError, SetupError
+
+SPEC_NAMES = ("auto", "te", "local")
+
+
+@functools.lru_cache(maxsize=1)
+def transformer_engine_usable() -> bool:
+    """True when TE imports and CUDA is present.
+
+    NOTE: on a CPU-only machine `import transformer_engine` raises RuntimeError (not
+    ImportError), hence the broad except.
+    """
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import transformer_engine.pytorch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def resolve_spec_name(name: str = "auto") -> str:
+    """Map "auto" to "te" or "local"; refuse "te" where TE cannot run."""
+    if name not in SPEC_NAMES:
+        raise ConfigError(f"unknown --spec {name!r}; choose one of {', '.join(SPEC_NAMES)}")
+    if name == "auto":
+        return "te" if transformer_engine_usable() else "local"
+    if name == "te" and not transformer_engine_usable():
+        raise SetupError(
+            "--spec te needs Transformer Engine and CUDA, neither usable here; use --spec local "
+            "(checkpoints remap between specs on load)"
+        )
+    return name
+
+
+class SequenceParallelRMSNorm:
+    """torch RMSNorm usable under sequence parallelism (local spec).
+
+    megatron's `WrappedTorchNorm` refuses `sequence_parallel`. Under SP a norm sees a sequence
+    shard, so its weight grad is partial per TP rank; tagging the parameter `sequence_parallel`
+    makes megatron's `finalize_model_grads` all-reduce it over TP.
+    """
+
+    def __new__(cls, config, hidden_size: int, eps: float = 1e-5, **kwargs):
+        norm = torch.nn.RMSNorm(hidden_size, eps=eps, dtype=config.params_dtype)
+        for param in norm.parameters():
+            param.sequence_parallel = bool(config.sequence_parallel)
+        return norm
+
+
+def layer_spec(name: str, *, sequence_parallel: bool = False):
+    """The `ModuleSpec` of one GPT layer for spec `name` ("te" or "local")."""
+    from megatron.core.models.gpt import gpt_layer_specs
+
+    if name == "te":
+        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
+    if name != "local":
+        raise ConfigError(f"unknown layer spec {name!r}")
+    spec = gpt_layer_specs.get_gpt_layer_local_spec(normalization="RMSNorm")
+    if sequence_parallel:
+        spec.submodules.input_layernorm = SequenceParallelRMSNorm
+        spec.submodules.pre_mlp_layernorm = SequenceParallelRMSNorm
+    return spec
+
+
+def final_norm_override(name: str, sequence_parallel: bool):
+    """The final-norm class to force on the block, or None to keep the spec's default."""
+    return SequenceParallelRMSNorm if (name == "local" and sequence_parallel) else None

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny HF models with locally trained tokenizers, and their conversions.
+
+Everything is built once per session under pytest's tmp dir; nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.helpers.run import run_o1p  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory):
+    """Qwen2: qkv bias, tied embeddings, GQA 4/2, vocab 1000 (not a multiple of 128)."""
+    from megatron_o1p.testing.tiny_models import build_tiny_qwen2
+
+    return build_tiny_qwen2(tmp_path_factory.mktemp("hf") / "qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory):
+    """Llama: untied, GQA 8/2, SentencePiece tokenizer.model, vocab 1003."""
+    from megatron_o1p.testing.tiny_models import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("hf") / "llama")
+
+
+@pytest.fixture(scope="session")
+def qwen2_mcore(tiny_qwen2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mcore") / "qwen2"
+    run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_qwen2, "--out", out, "--spec", "local")
+    return out
+
+
+@pytest.fixture(scope="session")
+def llama_mcore(tiny_llama, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mcore") / "llama"
+    # Recorded as the TE spec: it must still load into the local spec used on the CPU.
+    run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_llama, "--out", out, "--spec", "te")
+    return out
