@@ -65,12 +65,17 @@ RUN mkdir -p /etc/pip \
 # trainer would break with it. vLLM therefore gets a venv with its own torch, as the
 # official O1-Pruner code keeps vLLM in a second environment. The stages share data
 # only through files on disk.
-# - `--without-pip`: Ubuntu's python3.12 may lack ensurepip. The system pip installs
-#   into the venv through `pip --python`.
-# - `env -u PIP_CONSTRAINT`: NGC's constraint file describes the system Python, not
+# - `--without-pip`, then the system pip installs a pinned pip into the venv with
+#   `pip --python`: Ubuntu's python3.12 may lack ensurepip.
+# - `unset PIP_CONSTRAINT`: NGC's constraint file describes the system Python, not
 #   this venv.
+# - `export PATH=...`: the venv's python comes first, so the next `python -m pip`
+#   installs into the venv, and hadolint can still see that command and check its pins.
 RUN python -m venv --without-pip "${VLLM_VENV}" \
- && env -u PIP_CONSTRAINT python -m pip --python "${VLLM_VENV}/bin/python" install --no-cache-dir \
+ && python -m pip --python "${VLLM_VENV}/bin/python" install --no-cache-dir pip==25.3 \
+ && unset PIP_CONSTRAINT \
+ && export PATH="${VLLM_VENV}/bin:${PATH}" \
+ && python -m pip install --no-cache-dir \
       "vllm==${VLLM_VERSION}" \
       "math-verify==${MATH_VERIFY_VERSION}" \
       "transformers==${TRANSFORMERS_VERSION}" \
@@ -90,9 +95,11 @@ RUN python -m venv --without-pip "${VLLM_VENV}" \
 WORKDIR /workspace/megatron_o1p
 COPY . .
 RUN python -m pip install --no-cache-dir --no-deps -e . \
- && env -u PIP_CONSTRAINT python -m pip --python "${VLLM_VENV}/bin/python" install --no-cache-dir --no-deps -e . \
- && ln -s "${VLLM_VENV}/bin/o1p" /usr/local/bin/o1p-rollout \
  && o1p --help > /dev/null \
+ && unset PIP_CONSTRAINT \
+ && export PATH="${VLLM_VENV}/bin:${PATH}" \
+ && python -m pip install --no-cache-dir --no-deps -e . \
+ && ln -s "${VLLM_VENV}/bin/o1p" /usr/local/bin/o1p-rollout \
  && o1p-rollout --help > /dev/null
 
 # This replaces NGC's /opt/nvidia/nvidia_entrypoint.sh, which prints a banner and

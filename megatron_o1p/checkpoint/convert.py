@@ -234,7 +234,7 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
             "source": {"kind": "hf", "path_name": hf_dir.name},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        (tmp / dist_ckpt.CHECKPOINT_META).write_text(json.dumps(meta, indent=2) + "\n")
+        dist_ckpt.write_checkpoint_meta(tmp, meta)
         _commit_out(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

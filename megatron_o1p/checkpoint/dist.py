@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from megatron_o1p.errors import CheckpointError
+from megatron_o1p.errors import CheckpointError, O1pError
 
 # Per-layer keys (`decoder.layers.{i}.`) rather than one stacked [num_layers, ...] tensor per
 # parameter: readable, and where megatron-core is heading (its TODO drops the stacked form).
@@ -114,6 +114,7 @@ def write_checkpoint(
     from megatron.core.dist_checkpointing.core import CheckpointingConfig, save_config
     from megatron.core.dist_checkpointing.mapping import ShardedObject, ShardedTensor
     from torch.distributed import checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.default_planner import create_default_global_save_plan
     from torch.distributed.checkpoint.metadata import (
         ChunkStorageMetadata, MetadataIndex, TensorProperties)
@@ -177,9 +178,65 @@ def write_checkpoint(
 
     iteration_dir.mkdir(parents=True, exist_ok=True)
     writer = dcp.FileSystemWriter(str(iteration_dir), single_file_per_rank=True, thread_count=1)
-    dcp.save({}, storage_writer=writer, planner=StreamingPlanner(), no_dist=True)
+    try:
+        dcp.save({}, storage_writer=writer, planner=StreamingPlanner(), no_dist=True)
+    except CheckpointException as err:
+        # torch wraps whatever `produce` raised; give the user our one-line error back.
+        for failure in err.failures.values():
+            inner = failure[0] if isinstance(failure, tuple) else getattr(failure, "exc", failure)
+            if isinstance(inner, O1pError):
+                raise inner from None
+        raise
     torch.save({}, iteration_dir / "common.pt")  # no non-sharded model state
     save_config(CheckpointingConfig("torch_dist", 1), str(iteration_dir))
+
+
+def write_checkpoint_meta(ckpt_dir: Path, meta: dict) -> None:
+    """Write o1p_checkpoint.json atomically (temp name, then rename)."""
+    tmp = ckpt_dir / f".{CHECKPOINT_META}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(ckpt_dir / CHECKPOINT_META)
+
+
+def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta: dict) -> Path:
+    """Save this rank's model chunks with megatron's `dist_checkpointing.save` (all ranks call).
+
+    Written to a temporary folder and renamed to `iter_{iteration:07d}` once every rank has
+    finished; the tracker file and `o1p_checkpoint.json` are replaced last, so a crash at any
+    point leaves the previous checkpoint the one that loads.
+    """
+    import shutil
+
+    import torch.distributed as dist
+    from megatron.core import dist_checkpointing
+
+    ckpt_dir = Path(ckpt_dir)
+    name = f"iter_{iteration:07d}"
+    tmp, final = ckpt_dir / f".{name}.tmp", ckpt_dir / name
+    if dist.get_rank() == 0:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    dist.barrier()
+    if len(model_chunks) == 1:
+        request = model_chunks[0].sharded_state_dict(metadata=sharding_metadata())
+    else:
+        request = {f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
+                   for i, chunk in enumerate(model_chunks)}
+    dist_checkpointing.save(request, str(tmp))
+    dist.barrier()
+    if dist.get_rank() == 0:
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        write_checkpoint_meta(ckpt_dir, {**meta, "format_version": FORMAT_VERSION,
+                                         "iteration": iteration,
+                                         "sharding_metadata": sharding_metadata()})
+        tracker_tmp = ckpt_dir / f".{TRACKER}.tmp"
+        tracker_tmp.write_text(f"{iteration}\n")
+        tracker_tmp.replace(ckpt_dir / TRACKER)
+    dist.barrier()
+    return final
 
 
 def stored_keys(iteration_dir: Path) -> dict:

@@ -60,6 +60,11 @@ class SafetensorsReader:
         self.entries: dict[str, TensorEntry] = {}
         for path in files:
             header, data_start = _read_header(path)
+            data_end = max((info["data_offsets"][1] for name, info in header.items()
+                            if name != "__metadata__"), default=0)
+            if path.stat().st_size < data_start + data_end:
+                raise CheckpointError(f"{path}: truncated ({path.stat().st_size} bytes, header "
+                                      f"needs {data_start + data_end}); re-download the weights")
             for name, info in header.items():
                 if name == "__metadata__":
                     continue

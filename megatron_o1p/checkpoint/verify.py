@@ -82,30 +82,43 @@ def _token_batch(hf_dir: Path, arch: ModelArchitecture, cfg: VerifyConfig) -> to
     return batch
 
 
-def _megatron_logits(chunks, tokens: torch.Tensor, state) -> torch.Tensor | None:
-    """Full-vocab logits [B, T, padded V] on the last pipeline stage, None elsewhere."""
+def megatron_logits(chunks, tokens: torch.Tensor, state) -> torch.Tensor | None:
+    """Full-vocab logits [B, T, padded V] on the last pipeline stage, None elsewhere.
+
+    Runs megatron's own schedule forward-only: one micro-batch of the whole batch, or (the
+    interleaved schedule needs micro-batches in multiples of the pipeline size) one row each.
+    """
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     batch, seq = tokens.shape
-    position_ids = torch.arange(seq, device=tokens.device).unsqueeze(0).expand(batch, seq)
+    interleaved = len(chunks) > 1
+    micro_batch = 1 if interleaved else batch
+    num_micro_batches = batch // micro_batch
+    if interleaved and num_micro_batches % state.pp_size:
+        raise ConfigError(f"interleaved pipeline needs a batch ({batch}) that is a multiple of "
+                          f"the pipeline size ({state.pp_size}); raise --micro-batch-size")
+    position_ids = torch.arange(seq, device=tokens.device).unsqueeze(0).expand(micro_batch, seq)
 
     def forward_step(data_iterator, model):
-        next(data_iterator)
-        output = model(tokens, position_ids, None)  # [B, T, V/TP] when no labels are given
+        rows = next(data_iterator)
+        output = model(rows, position_ids, None)  # [b, T, V/TP] when no labels are given
         return output, lambda out: (out.sum() * 0, {"logits": out.detach()})
+
+    def micro_batches():
+        return iter(tokens.split(micro_batch))
 
     outputs = get_forward_backward_func()(
         forward_step_func=forward_step,
-        data_iterator=[iter([0]) for _ in chunks] if len(chunks) > 1 else iter([0]),
-        model=chunks if len(chunks) > 1 else chunks[0],
-        num_microbatches=1,
+        data_iterator=[micro_batches() for _ in chunks] if interleaved else micro_batches(),
+        model=chunks if interleaved else chunks[0],
+        num_microbatches=num_micro_batches,
         seq_length=seq,
-        micro_batch_size=batch,
+        micro_batch_size=micro_batch,
         forward_only=True,
     )
     if not state.is_last_stage:
         return None
-    logits = outputs[0]["logits"].float()
+    logits = torch.cat([out["logits"] for out in outputs]).float()
     if state.tp_size > 1:
         parts = [torch.empty_like(logits) for _ in range(state.tp_size)]
         dist.all_gather(parts, logits.contiguous(), group=state.tp_group)
@@ -150,7 +163,7 @@ def verify(cfg: VerifyConfig) -> VerifyResult:
         chunk.eval()
     tokens = _token_batch(Path(cfg.hf_dir), arch, cfg).to(state.device)
     with torch.no_grad():
-        logits = _megatron_logits(chunks, tokens, state)
+        logits = megatron_logits(chunks, tokens, state)
 
     diffs = torch.zeros(2, dtype=torch.float64, device=state.device)
     reporter = state.is_last_stage and state.tp_rank == 0 and state.dp_rank == 0

@@ -49,5 +49,5 @@ def test_truncated_file_is_reported(tmp_path):
     save_file({"a": torch.randn(100)}, tmp_path / "model.safetensors")
     data = (tmp_path / "model.safetensors").read_bytes()
     (tmp_path / "model.safetensors").write_bytes(data[:-40])
-    with pytest.raises(CheckpointError, match="truncated data for tensor a"):
-        SafetensorsReader(tmp_path).read("a")
+    with pytest.raises(CheckpointError, match="truncated"):
+        SafetensorsReader(tmp_path)

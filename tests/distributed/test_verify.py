@@ -1,0 +1,49 @@
+"""`o1p convert verify` under torchrun: HF and megatron agree at every parallel layout."""
+
+import re
+
+import pytest
+
+from tests.helpers.run import run_o1p, run_torchrun
+
+pytestmark = pytest.mark.distributed
+LINE = re.compile(r"max \|logit diff\| = ([0-9.e+-]+), max \|logprob diff\| = ([0-9.e+-]+)")
+
+
+def _diffs(stdout: str) -> tuple[float, float]:
+    match = LINE.search(stdout)
+    assert match, stdout
+    return float(match.group(1)), float(match.group(2))
+
+
+@pytest.mark.parametrize("tp, pp", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp):
+    proc = run_torchrun(tp * pp, "convert", "verify", "--hf-dir", tiny_qwen2, "--mcore-dir",
+                        qwen2_mcore, "--tensor-model-parallel-size", tp,
+                        "--pipeline-model-parallel-size", pp)
+    logit_diff, logprob_diff = _diffs(proc.stdout)
+    assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
+
+
+@pytest.mark.parametrize("nproc, extra", [
+    (4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+    (2, ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),
+    (2, ["--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage", "1"]),
+], ids=["tp2xpp2", "tp2-sp", "pp2-vpp2"])
+def test_llama_te_recorded_checkpoint_verifies_in_local_spec(llama_mcore, tiny_llama, nproc, extra):
+    proc = run_torchrun(nproc, "convert", "verify", "--hf-dir", tiny_llama, "--mcore-dir",
+                        llama_mcore, "--spec", "local", *extra)
+    logit_diff, logprob_diff = _diffs(proc.stdout)
+    assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
+
+
+def test_verify_fails_with_exit_1_above_tolerance(qwen2_mcore, tiny_qwen2):
+    proc = run_torchrun(2, "convert", "verify", "--hf-dir", tiny_qwen2, "--mcore-dir",
+                        qwen2_mcore, "--tensor-model-parallel-size", "2", "--tolerance", "1e-15",
+                        check=False)
+    assert proc.returncode == 1 and "FAIL" in proc.stdout
+
+
+def test_verify_single_process_without_torchrun(qwen2_mcore, tiny_qwen2):
+    proc = run_o1p("convert", "verify", "--hf-dir", tiny_qwen2, "--mcore-dir", qwen2_mcore)
+    assert "PASS" in proc.stdout
