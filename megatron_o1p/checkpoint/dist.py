@@ -145,8 +145,19 @@ def write_checkpoint(
                 raise CheckpointError(f"unexpected sharded entry {type(leaf).__name__} for {name}")
 
     cache: dict[str, torch.Tensor] = {}
+    written: list[torch.Tensor] = []
+
+    def release_written():
+        # NOTE: torch's FileSystemWriter (2.13) keeps a reference to every tensor it has
+        # written (for its safetensors output format), which would keep the whole model in
+        # memory. With one writer thread each tensor is on disk before the next one is
+        # resolved, so free the storage of those already written.
+        for tensor in written:
+            tensor.untyped_storage().resize_(0)
+        written.clear()
 
     def resolve(item):
+        release_written()
         if item.type == WriteItemType.BYTE_IO:
             buffer = io.BytesIO()
             torch.save([sources[item.index.fqn][1]], buffer)  # megatron stores a list per key
@@ -156,9 +167,13 @@ def write_checkpoint(
         if name not in cache:
             cache.clear()  # one parameter alive at a time (fc1's gate/up share one)
             cache[name] = produce(name)
-        # A view; torch's writer copies it only when it does not span its whole storage
-        # (fc1's gate/up halves), so the embedding is never held twice.
-        return cache[name][_chunk_slices(leaf)].reshape(sizes)
+        chunk = cache[name][_chunk_slices(leaf)].reshape(sizes)
+        if chunk.untyped_storage().nbytes() != chunk.nbytes:
+            # fc1's gate/up halves; a whole parameter is written without a copy, so the
+            # embedding is never held twice.
+            chunk = chunk.clone()
+        written.append(chunk)
+        return chunk
 
     class StreamingPlanner(SavePlanner):
         def set_up_planner(self, state_dict, storage_meta=None, is_coordinator=False):

@@ -9,6 +9,7 @@ a whole model.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import struct
@@ -99,12 +100,22 @@ class SafetensorsReader:
             raise ValueError(f"read({name}): destination does not match {entry.shape} {entry.dtype}")
         if out.numel() == 0:
             return out
-        view = memoryview(out.view(-1).view(torch.uint8).numpy())
+        view = _writable_bytes(out)
         with open(entry.file, "rb") as handle:
             handle.seek(entry.begin)
             if handle.readinto(view) != entry.end - entry.begin:
                 raise CheckpointError(f"{entry.file}: truncated data for tensor {name}")
         return out
+
+
+def _writable_bytes(tensor: torch.Tensor) -> memoryview:
+    """The bytes of a contiguous CPU tensor as a writable memoryview.
+
+    Via ctypes rather than `.numpy()`: a numpy view marks the storage non-resizable, and the
+    checkpoint writer frees written storage by resizing it to zero.
+    """
+    buffer = (ctypes.c_char * tensor.nbytes).from_address(tensor.data_ptr())
+    return memoryview(buffer).cast("B")
 
 
 def plan_shards(specs: list[tuple[str, torch.dtype, tuple[int, ...]]], max_shard_bytes: int):
