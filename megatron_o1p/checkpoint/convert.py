@@ -198,7 +198,12 @@ def _copy_side_files(src: Path, dst: Path) -> list[str]:
 
 
 def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
-    """Convert an HF Qwen2/Llama folder into a megatron dist checkpoint at `cfg.out`."""
+    """Convert an HF Qwen2/Llama folder into a megatron dist checkpoint at `cfg.out`.
+
+    Args:
+        progress: optional tqdm-like object; gets `reset(total=parameters)` then `update(1)`
+            per parameter written.
+    """
     from megatron_o1p.models.specs import SPEC_NAMES, transformer_engine_usable
 
     hf_dir, out = Path(cfg.hf_dir), Path(cfg.out)
@@ -234,8 +239,11 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
     def produce(name: str) -> torch.Tensor:
         tensor = adapter.to_megatron(name, reader)
         if progress is not None:
-            progress(name)
+            progress.update(1)
         return tensor
+
+    if progress is not None:
+        progress.reset(total=len(dtypes))
 
     tmp = _prepare_out(out, cfg.overwrite)
     try:
@@ -278,7 +286,11 @@ def _units(layout: dict) -> list[list[str]]:
 
 
 def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
-    """Convert a megatron dist checkpoint back into an HF folder at `cfg.out`."""
+    """Convert a megatron dist checkpoint back into an HF folder at `cfg.out`.
+
+    Args:
+        progress: optional tqdm-like object (`reset(total=...)`, `update(1)` per parameter).
+    """
     mcore_dir, out = Path(cfg.mcore_dir), Path(cfg.out)
     _release_freed_tensors_to_os()
     meta = dist_ckpt.read_checkpoint_meta(mcore_dir)
@@ -303,12 +315,15 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
             meta_tensor = torch.empty(shape, dtype=dtype, device="meta")
             specs += [(k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()]
 
+    if progress is not None:
+        progress.reset(total=sum(len(unit) for unit in units))
+
     def tensors():
         for unit in units:
             for name in unit:
                 yield from adapter.to_hf(name, reader.read(keys[name])).items()
                 if progress is not None:
-                    progress(name)
+                    progress.update(1)
 
     tmp = _prepare_out(out, cfg.overwrite)
     try:

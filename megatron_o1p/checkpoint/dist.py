@@ -241,6 +241,11 @@ def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta
     dist_checkpointing.save(request, str(tmp))
     dist.barrier()
     if dist.get_rank() == 0:
+        if not (tmp / "common.pt").exists():
+            # megatron-core >= 0.19 keeps the common state inside the DCP files ("common_state");
+            # 0.16.1 can only load it from common.pt. Write both so either version loads it.
+            common = dist_checkpointing.load_common_state_dict(str(tmp))
+            torch.save(common, tmp / "common.pt")
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

@@ -61,7 +61,7 @@ def check_same_architecture(hf_dir: Path, mcore_dir: Path) -> ModelArchitecture:
     diffs = [
         f"{key}: hf={getattr(hf, key)!r} checkpoint={getattr(stored, key)!r}"
         for key in stored.to_json()
-        if key not in ("extra", "torch_dtype") and getattr(hf, key) != getattr(stored, key)
+        if key != "torch_dtype" and getattr(hf, key) != getattr(stored, key)
     ]
     if diffs:
         raise ConfigError(

@@ -78,11 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tick(description: str):
-    """A progress callback: a tqdm bar that counts converted parameters (on a terminal)."""
+    """A tqdm bar over converted parameters (shown on a terminal only)."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit="param", file=sys.stderr, disable=not sys.stderr.isatty())
-    return lambda name: bar.update(1)
+    return tqdm(desc=description, unit="param", file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 def _run_verify(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -50,7 +50,6 @@ class ModelArchitecture:
     llama3_rope_factor: float | None = None
     """Llama 3.1 rope scaling factor; None = plain RoPE."""
     torch_dtype: str = "float32"
-    extra: dict = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -14,15 +14,20 @@ SCRIPT = textwrap.dedent("""
     from megatron_o1p.errors import CheckpointError
 
     hf_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    count = []
 
-    def dies_half_way(name):
-        count.append(name)
-        if len(count) == 9:
-            raise CheckpointError("simulated failure after 9 parameters")
+    class DiesHalfWay:
+        count = 0
+
+        def reset(self, total):
+            assert total > 9
+
+        def update(self, n):
+            self.count += n
+            if self.count == 9:
+                raise CheckpointError("simulated failure after 9 parameters")
 
     try:
-        hf_to_mcore(HfToMcoreConfig(hf_dir=hf_dir, out=out, spec="local"), progress=dies_half_way)
+        hf_to_mcore(HfToMcoreConfig(hf_dir=hf_dir, out=out, spec="local"), progress=DiesHalfWay())
     except CheckpointError as err:
         print("raised:", err)
         sys.exit(3)
