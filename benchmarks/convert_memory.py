@@ -28,8 +28,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-QWEN25_05B = dict(hidden_size=896, intermediate_size=4864, num_attention_heads=14,
-                  num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)
+QWEN25_05B = dict(
+    hidden_size=896,
+    intermediate_size=4864,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+)
 
 CHILD = r"""
 import json, sys, time
@@ -57,7 +63,8 @@ elif what == "mcore-to-hf":
     mcore_to_hf(McoreToHfConfig(mcore_dir=src, out=dst))
 else:
     # what a non-streaming converter starts from: every tensor materialised in memory
-    state = {k: v.clone() for k, v in safetensors.torch.load_file(src / "model.safetensors").items()}
+    loaded = safetensors.torch.load_file(src / "model.safetensors")
+    state = {k: v.clone() for k, v in loaded.items()}
 print(json.dumps({"baseline_mb": base, "peak_mb": peak_mb(),
                   "seconds": time.perf_counter() - start}))
 """
@@ -74,42 +81,66 @@ def build_model(out: Path, num_layers: int, dtype: torch.dtype) -> dict:
     shapes = [("model.embed_tokens.weight", (QWEN25_05B["vocab_size"], h))]
     for i in range(num_layers):
         p = f"model.layers.{i}."
-        shapes += [(p + "input_layernorm.weight", (h,)),
-                   (p + "self_attn.q_proj.weight", (heads * head_dim, h)),
-                   (p + "self_attn.q_proj.bias", (heads * head_dim,)),
-                   (p + "self_attn.k_proj.weight", (kv * head_dim, h)),
-                   (p + "self_attn.k_proj.bias", (kv * head_dim,)),
-                   (p + "self_attn.v_proj.weight", (kv * head_dim, h)),
-                   (p + "self_attn.v_proj.bias", (kv * head_dim,)),
-                   (p + "self_attn.o_proj.weight", (h, heads * head_dim)),
-                   (p + "post_attention_layernorm.weight", (h,)),
-                   (p + "mlp.gate_proj.weight", (f, h)), (p + "mlp.up_proj.weight", (f, h)),
-                   (p + "mlp.down_proj.weight", (h, f))]
+        shapes += [
+            (p + "input_layernorm.weight", (h,)),
+            (p + "self_attn.q_proj.weight", (heads * head_dim, h)),
+            (p + "self_attn.q_proj.bias", (heads * head_dim,)),
+            (p + "self_attn.k_proj.weight", (kv * head_dim, h)),
+            (p + "self_attn.k_proj.bias", (kv * head_dim,)),
+            (p + "self_attn.v_proj.weight", (kv * head_dim, h)),
+            (p + "self_attn.v_proj.bias", (kv * head_dim,)),
+            (p + "self_attn.o_proj.weight", (h, heads * head_dim)),
+            (p + "post_attention_layernorm.weight", (h,)),
+            (p + "mlp.gate_proj.weight", (f, h)),
+            (p + "mlp.up_proj.weight", (f, h)),
+            (p + "mlp.down_proj.weight", (h, f)),
+        ]
     shapes.append(("model.norm.weight", (h,)))
     generator = torch.Generator().manual_seed(0)
     out.mkdir(parents=True)
     specs = [(name, dtype, shape) for name, shape in shapes]
-    tensors = ((name, (torch.randn(shape, generator=generator) * 0.02).to(dtype))
-               for name, shape in shapes)
+    tensors = (
+        (name, (torch.randn(shape, generator=generator) * 0.02).to(dtype)) for name, shape in shapes
+    )
     write_sharded(out, specs, tensors, max_shard_bytes=1 << 40)
-    config = dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], num_hidden_layers=num_layers,
-                  hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6,
-                  rope_theta=1000000.0, torch_dtype=str(dtype).replace("torch.", ""), **QWEN25_05B)
+    config = dict(
+        model_type="qwen2",
+        architectures=["Qwen2ForCausalLM"],
+        num_hidden_layers=num_layers,
+        hidden_act="silu",
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        torch_dtype=str(dtype).replace("torch.", ""),
+        **QWEN25_05B,
+    )
     (out / "config.json").write_text(json.dumps(config, indent=2))
     tokenizer_src = build_tiny_qwen2(out.parent / "tokenizer_src", num_hidden_layers=1)
     shutil.copy(tokenizer_src / "tokenizer.json", out / "tokenizer.json")
     element = torch.empty((), dtype=dtype).element_size()
     numel = {name: torch.Size(shape).numel() for name, shape in shapes}
     layer = sum(n for name, n in numel.items() if name.startswith("model.layers.0."))
-    return {"model": sum(numel.values()) * element, "layer": layer * element,
-            "embedding": numel["model.embed_tokens.weight"] * element}
+    return {
+        "model": sum(numel.values()) * element,
+        "layer": layer * element,
+        "embedding": numel["model.embed_tokens.weight"] * element,
+    }
 
 
 def run_child(what: str, src: Path, dst: Path) -> dict:
     env_cmd = [sys.executable, "-c", CHILD, what, str(src), str(dst)]
-    proc = subprocess.run(env_cmd, capture_output=True, text=True, cwd=REPO,
-                          env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2",
-                               "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        env_cmd,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "2",
+            "HF_HUB_OFFLINE": "1",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
     if proc.returncode:
         raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -126,23 +157,31 @@ def main() -> None:
         sizes = build_model(work / "hf", args.num_layers, getattr(torch, args.dtype))
         target_mb = 1.5 * (sizes["layer"] + sizes["embedding"]) / 2**20
         model_mb = sizes["model"] / 2**20
-        print(f"model: {args.num_layers} layers, {model_mb:.0f} MiB ({args.dtype}); largest layer "
-              f"{sizes['layer'] / 2**20:.0f} MiB + embeddings {sizes['embedding'] / 2**20:.0f} MiB;"
-              f" target peak <= {target_mb:.0f} MiB")
-        rows = [("load_file (baseline)", run_child("load_file", work / "hf", work / "unused")),
-                ("hf-to-mcore", run_child("hf-to-mcore", work / "hf", work / "mcore")),
-                ("mcore-to-hf", run_child("mcore-to-hf", work / "mcore", work / "hf_back"))]
+        print(
+            f"model: {args.num_layers} layers, {model_mb:.0f} MiB ({args.dtype}); largest layer "
+            f"{sizes['layer'] / 2**20:.0f} MiB + embeddings {sizes['embedding'] / 2**20:.0f} MiB;"
+            f" target peak <= {target_mb:.0f} MiB"
+        )
+        rows = [
+            ("load_file (baseline)", run_child("load_file", work / "hf", work / "unused")),
+            ("hf-to-mcore", run_child("hf-to-mcore", work / "hf", work / "mcore")),
+            ("mcore-to-hf", run_child("mcore-to-hf", work / "mcore", work / "hf_back")),
+        ]
         print(f"{'step':<22}{'peak above imports':>20}{'x model':>9}{'x target':>10}{'seconds':>9}")
         for name, r in rows:
             used = r["peak_mb"] - r["baseline_mb"]
-            print(f"{name:<22}{used:>17.0f} MiB{used / model_mb:>9.2f}{used / target_mb:>10.2f}"
-                  f"{r['seconds']:>9.1f}")
+            print(
+                f"{name:<22}{used:>17.0f} MiB{used / model_mb:>9.2f}{used / target_mb:>10.2f}"
+                f"{r['seconds']:>9.1f}"
+            )
         baseline = rows[0][1]["peak_mb"] - rows[0][1]["baseline_mb"]
         for name, r in rows[1:]:
             used = r["peak_mb"] - r["baseline_mb"]
             ratio = used / ((sizes["layer"] + sizes["embedding"]) / 2**20)
-            print(f"{name}: peak / (largest layer + embeddings) = {ratio:.2f} (target <= 1.5); "
-                  f"peak / load_file baseline = {used / baseline:.2f}")
+            print(
+                f"{name}: peak / (largest layer + embeddings) = {ratio:.2f} (target <= 1.5); "
+                f"peak / load_file baseline = {used / baseline:.2f}"
+            )
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -18,8 +18,10 @@ from megatron_o1p.errors import O1pError
 
 # name -> (module, one-line help)
 COMMANDS = {
-    "convert": ("megatron_o1p.commands.convert",
-                "HF <-> Megatron checkpoint conversion and the HF parity check"),
+    "convert": (
+        "megatron_o1p.commands.convert",
+        "HF <-> Megatron checkpoint conversion and the HF parity check",
+    ),
     "demo": ("megatron_o1p.commands.demo", "the embedded demo on tiny models (CPU, minutes)"),
 }
 

@@ -26,14 +26,25 @@ from megatron_o1p.checkpoint import dist as dist_ckpt
 from megatron_o1p.checkpoint.safetensors_io import SafetensorsReader, write_sharded
 from megatron_o1p.errors import CheckpointError, ConfigError
 from megatron_o1p.models.hf_config import (
-    DEFAULT_VOCAB_MULTIPLE, ModelArchitecture, read_architecture)
+    DEFAULT_VOCAB_MULTIPLE,
+    ModelArchitecture,
+    read_architecture,
+)
 from megatron_o1p.models.state_dict_adapter import StateDictAdapter, layer_index
 
 # Files copied verbatim between the HF folder and the checkpoint's hf/ folder.
 HF_SIDE_FILES = (
-    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt",
-    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
@@ -82,8 +93,10 @@ class _BinReader:
 
     def shape_dtype(self, name: str):
         if name not in self.tensors:
-            raise CheckpointError(f"{self.hf_dir}: tensor {name} missing from the .bin weights; "
-                                  "config.json does not describe these weights")
+            raise CheckpointError(
+                f"{self.hf_dir}: tensor {name} missing from the .bin weights; "
+                "config.json does not describe these weights"
+            )
         return tuple(self.tensors[name].shape), self.tensors[name].dtype
 
     def read(self, name: str, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -108,7 +121,9 @@ class _ShapeOnly:
         shape, dtype = self.source.shape_dtype(name)
         if out is not None:
             if tuple(out.shape) != tuple(shape):
-                raise CheckpointError(f"tensor {name} has shape {shape}, expected {tuple(out.shape)}")
+                raise CheckpointError(
+                    f"tensor {name} has shape {shape}, expected {tuple(out.shape)}"
+                )
             return out
         return torch.empty(shape, dtype=dtype, device="meta")
 
@@ -161,10 +176,15 @@ def _layout(arch: ModelArchitecture, padded_vocab: int) -> dict:
     # that can be built here.
     spec = "te" if transformer_engine_usable() else "local"
     (model,) = build_gpt_chunks(
-        arch, state, ModelOptions(spec=spec, padded_vocab_size=padded_vocab, meta_device=True,
-                                  seq_length=8))
-    return spec, model, dist_ckpt.layout_of(
-        model.sharded_state_dict(metadata=dist_ckpt.sharding_metadata()))
+        arch,
+        state,
+        ModelOptions(spec=spec, padded_vocab_size=padded_vocab, meta_device=True, seq_length=8),
+    )
+    return (
+        spec,
+        model,
+        dist_ckpt.layout_of(model.sharded_state_dict(metadata=dist_ckpt.sharding_metadata())),
+    )
 
 
 def _prepare_out(out: Path, overwrite: bool) -> Path:
@@ -213,8 +233,10 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
     spec = ("te" if transformer_engine_usable() else "local") if cfg.spec == "auto" else cfg.spec
     arch = read_architecture(hf_dir)
     if not any((hf_dir / name).is_file() for name in TOKENIZER_FILES):
-        raise CheckpointError(f"{hf_dir}: no tokenizer (tokenizer.json or tokenizer.model); "
-                              "save the tokenizer into the model folder")
+        raise CheckpointError(
+            f"{hf_dir}: no tokenizer (tokenizer.json or tokenizer.model); "
+            "save the tokenizer into the model folder"
+        )
     reader = _open_weights(hf_dir, cfg.allow_bin_weights)
     padded_vocab = arch.padded_vocab_size(cfg.make_vocab_size_divisible_by)
     arch.check_tensor_parallel(cfg.tensor_model_parallel_size, padded_vocab)
@@ -310,10 +332,14 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
         for name in unit:
             shape, dtype = reader.shape_dtype(keys[name])
             if tuple(shape) != tuple(params[name].shape):
-                raise CheckpointError(f"{iteration_dir}: {keys[name]} has shape {tuple(shape)}, "
-                                      f"the architecture implies {tuple(params[name].shape)}")
+                raise CheckpointError(
+                    f"{iteration_dir}: {keys[name]} has shape {tuple(shape)}, "
+                    f"the architecture implies {tuple(params[name].shape)}"
+                )
             meta_tensor = torch.empty(shape, dtype=dtype, device="meta")
-            specs += [(k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()]
+            specs += [
+                (k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()
+            ]
 
     if progress is not None:
         progress.reset(total=sum(len(unit) for unit in units))
@@ -330,7 +356,9 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
         write_sharded(tmp, specs, tensors(), _parse_size(cfg.max_shard_size))
         copied = _copy_side_files(mcore_dir / "hf", tmp)
         if "config.json" not in copied:
-            raise CheckpointError(f"{mcore_dir / 'hf'}: config.json missing; checkpoint is incomplete")
+            raise CheckpointError(
+                f"{mcore_dir / 'hf'}: config.json missing; checkpoint is incomplete"
+            )
         if "generation_config.json" not in copied:
             _write_generation_config(tmp)
         _commit_out(tmp, out)
@@ -342,6 +370,9 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
 
 def _write_generation_config(hf_dir: Path) -> None:
     config = json.loads((hf_dir / "config.json").read_text())
-    generation = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")
-                  if config.get(k) is not None}
+    generation = {
+        k: config[k]
+        for k in ("bos_token_id", "eos_token_id", "pad_token_id")
+        if config.get(k) is not None
+    }
     (hf_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")

@@ -37,6 +37,8 @@ _SHARDING_METADATA = {"non_homogeneous_layers": True, "singleton_local_shards": 
 def sharding_metadata() -> dict:
     """The `metadata` argument for every `sharded_state_dict()` call (a fresh dict)."""
     return dict(_SHARDING_METADATA)
+
+
 CHECKPOINT_META = "o1p_checkpoint.json"
 TRACKER = "latest_checkpointed_iteration.txt"
 FORMAT_VERSION = 1
@@ -61,12 +63,19 @@ def read_checkpoint_meta(ckpt_dir: str | Path) -> dict:
         )
     meta = json.loads(path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {meta.get('format_version')} is not "
-                              f"{FORMAT_VERSION}; reconvert with this version of o1p")
+        raise CheckpointError(
+            f"{path}: format_version {meta.get('format_version')} is not "
+            f"{FORMAT_VERSION}; reconvert with this version of o1p"
+        )
     iteration_dir = resolve_iteration_dir(ckpt_dir)
-    if not (iteration_dir / "metadata.json").is_file() or not (iteration_dir / ".metadata").is_file():
-        raise CheckpointError(f"{iteration_dir}: incomplete megatron checkpoint (metadata missing); "
-                              "reconvert or point --load at a complete one")
+    if (
+        not (iteration_dir / "metadata.json").is_file()
+        or not (iteration_dir / ".metadata").is_file()
+    ):
+        raise CheckpointError(
+            f"{iteration_dir}: incomplete megatron checkpoint (metadata missing); "
+            "reconvert or point --load at a complete one"
+        )
     return meta
 
 
@@ -93,7 +102,7 @@ def layout_of(meta_sharded_state_dict: dict) -> dict:
 
 def _chunk_slices(sh_ten) -> tuple[slice, ...]:
     """Where a ShardedTensor of a TP=1 model sits inside its (unsharded) parameter."""
-    offsets = sh_ten.global_offset[sh_ten.prepend_axis_num:]
+    offsets = sh_ten.global_offset[sh_ten.prepend_axis_num :]
     return tuple(slice(o, o + n) for o, n in zip(offsets, sh_ten.local_shape))
 
 
@@ -117,9 +126,17 @@ def write_checkpoint(
     from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.default_planner import create_default_global_save_plan
     from torch.distributed.checkpoint.metadata import (
-        ChunkStorageMetadata, MetadataIndex, TensorProperties)
+        ChunkStorageMetadata,
+        MetadataIndex,
+        TensorProperties,
+    )
     from torch.distributed.checkpoint.planner import (
-        SavePlan, SavePlanner, TensorWriteData, WriteItem, WriteItemType)
+        SavePlan,
+        SavePlanner,
+        TensorWriteData,
+        WriteItem,
+        WriteItemType,
+    )
 
     items, sources = [], {}
     for name, leaves in layout.items():
@@ -131,15 +148,19 @@ def write_checkpoint(
             elif isinstance(leaf, ShardedTensor):
                 sizes = (1,) * leaf.prepend_axis_num + tuple(leaf.local_shape)
                 index = MetadataIndex(leaf.key, torch.Size(leaf.global_offset))
-                items.append(WriteItem(
-                    index=index,
-                    type=WriteItemType.SHARD,
-                    tensor_data=TensorWriteData(
-                        chunk=ChunkStorageMetadata(torch.Size(leaf.global_offset), torch.Size(sizes)),
-                        properties=TensorProperties(dtype=dtype_of(name)),
-                        size=torch.Size(leaf.global_shape),
-                    ),
-                ))
+                items.append(
+                    WriteItem(
+                        index=index,
+                        type=WriteItemType.SHARD,
+                        tensor_data=TensorWriteData(
+                            chunk=ChunkStorageMetadata(
+                                torch.Size(leaf.global_offset), torch.Size(sizes)
+                            ),
+                            properties=TensorProperties(dtype=dtype_of(name)),
+                            size=torch.Size(leaf.global_shape),
+                        ),
+                    )
+                )
                 sources[(leaf.key, tuple(leaf.global_offset))] = ("tensor", name, leaf, sizes)
             else:
                 raise CheckpointError(f"unexpected sharded entry {type(leaf).__name__} for {name}")
@@ -236,8 +257,10 @@ def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta
     if len(model_chunks) == 1:
         request = model_chunks[0].sharded_state_dict(metadata=sharding_metadata())
     else:
-        request = {f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
-                   for i, chunk in enumerate(model_chunks)}
+        request = {
+            f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
+            for i, chunk in enumerate(model_chunks)
+        }
     dist_checkpointing.save(request, str(tmp))
     dist.barrier()
     if dist.get_rank() == 0:
@@ -249,9 +272,15 @@ def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        write_checkpoint_meta(ckpt_dir, {**meta, "format_version": FORMAT_VERSION,
-                                         "iteration": iteration,
-                                         "sharding_metadata": sharding_metadata()})
+        write_checkpoint_meta(
+            ckpt_dir,
+            {
+                **meta,
+                "format_version": FORMAT_VERSION,
+                "iteration": iteration,
+                "sharding_metadata": sharding_metadata(),
+            },
+        )
         tracker_tmp = ckpt_dir / f".{TRACKER}.tmp"
         tracker_tmp.write_text(f"{iteration}\n")
         tracker_tmp.replace(ckpt_dir / TRACKER)
@@ -297,15 +326,19 @@ def load_into_model(model_chunks: list, ckpt_dir: str | Path) -> None:
         request = model_chunks[0].sharded_state_dict(metadata=sharding_metadata())
         loaded = {"model0": load_tensors(iteration_dir, request)}
     else:
-        request = {f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
-                   for i, chunk in enumerate(model_chunks)}
+        request = {
+            f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
+            for i, chunk in enumerate(model_chunks)
+        }
         loaded = load_tensors(iteration_dir, request)
     for i, chunk in enumerate(model_chunks):
         result = chunk.load_state_dict(loaded[f"model{i}"], strict=False)
         missing = [k for k in result.missing_keys if not k.endswith("_extra_state")]
         if missing:
-            raise CheckpointError(f"{iteration_dir}: checkpoint lacks {missing[:3]} "
-                                  f"({len(missing)} in all); was it written for this model?")
+            raise CheckpointError(
+                f"{iteration_dir}: checkpoint lacks {missing[:3]} "
+                f"({len(missing)} in all); was it written for this model?"
+            )
 
 
 class _FileSlice(io.RawIOBase):
@@ -358,7 +391,9 @@ class GlobalTensorReader:
     def shape_dtype(self, key: str) -> tuple[tuple[int, ...], torch.dtype]:
         md = self.metadata.state_dict_metadata.get(key)
         if md is None or not hasattr(md, "chunks"):
-            raise CheckpointError(f"{self.iteration_dir}: tensor {key} missing; incomplete checkpoint")
+            raise CheckpointError(
+                f"{self.iteration_dir}: tensor {key} missing; incomplete checkpoint"
+            )
         return tuple(md.size), md.properties.dtype
 
     def _load_chunk(self, key: str, offsets) -> torch.Tensor:
@@ -366,8 +401,10 @@ class GlobalTensorReader:
 
         info = self.metadata.storage_data[MetadataIndex(key, torch.Size(offsets))]
         if info.transform_descriptors:
-            raise CheckpointError(f"{self.iteration_dir}: {key} is stored with transforms "
-                                  f"{info.transform_descriptors}, which this reader does not handle")
+            raise CheckpointError(
+                f"{self.iteration_dir}: {key} is stored with transforms "
+                f"{info.transform_descriptors}, which this reader does not handle"
+            )
         with open(self.iteration_dir / info.relative_path, "rb") as handle:
             window = io.BufferedReader(_FileSlice(handle, info.offset, info.length))
             return torch.load(window, map_location="cpu", weights_only=True)

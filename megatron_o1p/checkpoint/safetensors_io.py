@@ -22,9 +22,16 @@ import torch
 from megatron_o1p.errors import CheckpointError
 
 _DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 INDEX_NAME = "model.safetensors.index.json"
@@ -61,19 +68,33 @@ class SafetensorsReader:
         self.entries: dict[str, TensorEntry] = {}
         for path in files:
             header, data_start = _read_header(path)
-            data_end = max((info["data_offsets"][1] for name, info in header.items()
-                            if name != "__metadata__"), default=0)
+            data_end = max(
+                (
+                    info["data_offsets"][1]
+                    for name, info in header.items()
+                    if name != "__metadata__"
+                ),
+                default=0,
+            )
             if path.stat().st_size < data_start + data_end:
-                raise CheckpointError(f"{path}: truncated ({path.stat().st_size} bytes, header "
-                                      f"needs {data_start + data_end}); re-download the weights")
+                raise CheckpointError(
+                    f"{path}: truncated ({path.stat().st_size} bytes, header "
+                    f"needs {data_start + data_end}); re-download the weights"
+                )
             for name, info in header.items():
                 if name == "__metadata__":
                     continue
                 if info["dtype"] not in _DTYPES:
-                    raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+                    raise CheckpointError(
+                        f"{path}: tensor {name} has unsupported dtype {info['dtype']}"
+                    )
                 begin, end = info["data_offsets"]
                 self.entries[name] = TensorEntry(
-                    path, _DTYPES[info["dtype"]], tuple(info["shape"]), data_start + begin, data_start + end
+                    path,
+                    _DTYPES[info["dtype"]],
+                    tuple(info["shape"]),
+                    data_start + begin,
+                    data_start + end,
                 )
 
     device = torch.device("cpu")
@@ -87,8 +108,10 @@ class SafetensorsReader:
 
     def _entry(self, name: str) -> TensorEntry:
         if name not in self.entries:
-            raise CheckpointError(f"{self.hf_dir}: tensor {name} missing from the safetensors "
-                                  "files; config.json does not describe these weights")
+            raise CheckpointError(
+                f"{self.hf_dir}: tensor {name} missing from the safetensors "
+                "files; config.json does not describe these weights"
+            )
         return self.entries[name]
 
     def read(self, name: str, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,8 +119,14 @@ class SafetensorsReader:
         entry = self._entry(name)
         if out is None:
             out = torch.empty(entry.shape, dtype=entry.dtype)
-        if out.shape != torch.Size(entry.shape) or out.dtype != entry.dtype or not out.is_contiguous():
-            raise ValueError(f"read({name}): destination does not match {entry.shape} {entry.dtype}")
+        if (
+            out.shape != torch.Size(entry.shape)
+            or out.dtype != entry.dtype
+            or not out.is_contiguous()
+        ):
+            raise ValueError(
+                f"read({name}): destination does not match {entry.shape} {entry.dtype}"
+            )
         if out.numel() == 0:
             return out
         view = _writable_bytes(out)
@@ -156,8 +185,11 @@ def write_sharded(
         header, offset = {"__metadata__": {"format": "pt", **(metadata or {})}}, 0
         for name, dtype, shape in shard:
             nbytes = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
-            header[name] = {"dtype": _NAMES[dtype], "shape": list(shape),
-                            "data_offsets": [offset, offset + nbytes]}
+            header[name] = {
+                "dtype": _NAMES[dtype],
+                "shape": list(shape),
+                "data_offsets": [offset, offset + nbytes],
+            }
             offset += nbytes
             weight_map[name] = file_name
         total += offset
@@ -170,8 +202,10 @@ def write_sharded(
             for name, dtype, shape in shard:
                 got_name, tensor = next(tensors)
                 if got_name != name or tensor.dtype != dtype or tuple(tensor.shape) != tuple(shape):
-                    raise AssertionError(f"writer expected {name} {dtype} {shape}, got {got_name} "
-                                         f"{tensor.dtype} {tuple(tensor.shape)}")
+                    raise AssertionError(
+                        f"writer expected {name} {dtype} {shape}, got {got_name} "
+                        f"{tensor.dtype} {tuple(tensor.shape)}"
+                    )
                 _write_tensor(handle, tensor)
             handle.flush()
             os.fsync(handle.fileno())

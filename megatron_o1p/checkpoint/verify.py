@@ -95,8 +95,10 @@ def megatron_logits(chunks, tokens: torch.Tensor, state) -> torch.Tensor | None:
     micro_batch = 1 if interleaved else batch
     num_micro_batches = batch // micro_batch
     if interleaved and num_micro_batches % state.pp_size:
-        raise ConfigError(f"interleaved pipeline needs a batch ({batch}) that is a multiple of "
-                          f"the pipeline size ({state.pp_size}); raise --micro-batch-size")
+        raise ConfigError(
+            f"interleaved pipeline needs a batch ({batch}) that is a multiple of "
+            f"the pipeline size ({state.pp_size}); raise --micro-batch-size"
+        )
     position_ids = torch.arange(seq, device=tokens.device).unsqueeze(0).expand(micro_batch, seq)
 
     def forward_step(data_iterator, model):
@@ -145,12 +147,15 @@ def verify(cfg: VerifyConfig) -> VerifyResult:
 
     arch = check_same_architecture(Path(cfg.hf_dir), Path(cfg.mcore_dir))  # before any collective
     meta = dist_ckpt.read_checkpoint_meta(cfg.mcore_dir)
-    state = initialize(ParallelConfig(
-        tensor_model_parallel_size=cfg.tensor_model_parallel_size,
-        pipeline_model_parallel_size=cfg.pipeline_model_parallel_size,
-        virtual_pipeline_model_parallel_size=cfg.virtual_pipeline_model_parallel_size,
-        sequence_parallel=cfg.sequence_parallel,
-    ), seed=cfg.seed)
+    state = initialize(
+        ParallelConfig(
+            tensor_model_parallel_size=cfg.tensor_model_parallel_size,
+            pipeline_model_parallel_size=cfg.pipeline_model_parallel_size,
+            virtual_pipeline_model_parallel_size=cfg.virtual_pipeline_model_parallel_size,
+            sequence_parallel=cfg.sequence_parallel,
+        ),
+        seed=cfg.seed,
+    )
     options = ModelOptions(
         spec=resolve_spec_name(cfg.spec),
         padded_vocab_size=meta["padded_vocab_size"],
@@ -175,6 +180,9 @@ def verify(cfg: VerifyConfig) -> VerifyResult:
         diffs[0] = (ours - reference).abs().max()
         diffs[1] = (torch.log_softmax(ours, -1) - torch.log_softmax(reference, -1)).abs().max()
     dist.all_reduce(diffs, op=dist.ReduceOp.MAX)
-    tolerance = cfg.tolerance if cfg.tolerance is not None else DEFAULT_TOLERANCE.get(
-        cfg.params_dtype, 1.5e-1)
+    tolerance = (
+        cfg.tolerance
+        if cfg.tolerance is not None
+        else DEFAULT_TOLERANCE.get(cfg.params_dtype, 1.5e-1)
+    )
     return VerifyResult(float(diffs[0]), float(diffs[1]), tolerance, tuple(tokens.shape))

@@ -22,13 +22,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     to_mcore = actions.add_parser("hf-to-mcore", help="HF folder -> megatron dist checkpoint")
     to_mcore.add_argument("--hf-dir", type=Path, required=True)
     to_mcore.add_argument("--out", type=Path, required=True)
-    to_mcore.add_argument("--spec", choices=("auto", "te", "local"), default="auto",
-                          help="layer spec recorded in the checkpoint (auto: te when TE+CUDA work)")
+    to_mcore.add_argument(
+        "--spec",
+        choices=("auto", "te", "local"),
+        default="auto",
+        help="layer spec recorded in the checkpoint (auto: te when TE+CUDA work)",
+    )
     _parallel_flags(to_mcore)
-    to_mcore.add_argument("--make-vocab-size-divisible-by", type=int,
-                          default=DEFAULT_VOCAB_MULTIPLE)
-    to_mcore.add_argument("--allow-bin-weights", action="store_true",
-                          help="accept pytorch_model*.bin (torch.load with weights_only=True)")
+    to_mcore.add_argument(
+        "--make-vocab-size-divisible-by", type=int, default=DEFAULT_VOCAB_MULTIPLE
+    )
+    to_mcore.add_argument(
+        "--allow-bin-weights",
+        action="store_true",
+        help="accept pytorch_model*.bin (torch.load with weights_only=True)",
+    )
     to_mcore.add_argument("--overwrite", action="store_true")
 
     to_hf = actions.add_parser("mcore-to-hf", help="megatron dist checkpoint -> HF folder")
@@ -48,30 +56,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--seq-length", type=int, default=64)
     check.add_argument("--micro-batch-size", type=int, default=2)
     check.add_argument("--seed", type=int, default=1234)
-    check.add_argument("--tolerance", type=float, default=None,
-                       help="max |diff| allowed (default 1e-4 fp32, 0.15 bf16)")
+    check.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="max |diff| allowed (default 1e-4 fp32, 0.15 bf16)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "hf-to-mcore":
         from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
 
-        out = hf_to_mcore(HfToMcoreConfig(
-            hf_dir=args.hf_dir, out=args.out, spec=args.spec,
-            tensor_model_parallel_size=args.tensor_model_parallel_size,
-            pipeline_model_parallel_size=args.pipeline_model_parallel_size,
-            make_vocab_size_divisible_by=args.make_vocab_size_divisible_by,
-            allow_bin_weights=args.allow_bin_weights, overwrite=args.overwrite,
-        ), progress=_tick("hf-to-mcore"))
+        out = hf_to_mcore(
+            HfToMcoreConfig(
+                hf_dir=args.hf_dir,
+                out=args.out,
+                spec=args.spec,
+                tensor_model_parallel_size=args.tensor_model_parallel_size,
+                pipeline_model_parallel_size=args.pipeline_model_parallel_size,
+                make_vocab_size_divisible_by=args.make_vocab_size_divisible_by,
+                allow_bin_weights=args.allow_bin_weights,
+                overwrite=args.overwrite,
+            ),
+            progress=_tick("hf-to-mcore"),
+        )
         print(f"o1p convert: wrote megatron checkpoint {out}", flush=True)
         return 0
     if args.action == "mcore-to-hf":
         from megatron_o1p.checkpoint.convert import McoreToHfConfig, mcore_to_hf
 
-        out = mcore_to_hf(McoreToHfConfig(
-            mcore_dir=args.mcore_dir, out=args.out, max_shard_size=args.max_shard_size,
-            overwrite=args.overwrite,
-        ), progress=_tick("mcore-to-hf"))
+        out = mcore_to_hf(
+            McoreToHfConfig(
+                mcore_dir=args.mcore_dir,
+                out=args.out,
+                max_shard_size=args.max_shard_size,
+                overwrite=args.overwrite,
+            ),
+            progress=_tick("mcore-to-hf"),
+        )
         print(f"o1p convert: wrote HF model {out}", flush=True)
         return 0
     return _run_verify(args)
@@ -96,12 +119,17 @@ def _run_verify(args: argparse.Namespace) -> int:
         per_stage = args.num_layers_per_virtual_pipeline_stage
         vpp = layers // (args.pipeline_model_parallel_size * per_stage)
     cfg = VerifyConfig(
-        hf_dir=args.hf_dir, mcore_dir=args.mcore_dir,
+        hf_dir=args.hf_dir,
+        mcore_dir=args.mcore_dir,
         tensor_model_parallel_size=args.tensor_model_parallel_size,
         pipeline_model_parallel_size=args.pipeline_model_parallel_size,
-        virtual_pipeline_model_parallel_size=vpp, sequence_parallel=args.sequence_parallel,
-        spec=args.spec, params_dtype=torch.bfloat16 if args.bf16 else torch.float32,
-        batch_size=args.micro_batch_size, seq_length=args.seq_length, seed=args.seed,
+        virtual_pipeline_model_parallel_size=vpp,
+        sequence_parallel=args.sequence_parallel,
+        spec=args.spec,
+        params_dtype=torch.bfloat16 if args.bf16 else torch.float32,
+        batch_size=args.micro_batch_size,
+        seq_length=args.seq_length,
+        seed=args.seed,
         tolerance=args.tolerance,
     )
     result = verify(cfg)
@@ -111,7 +139,7 @@ def _run_verify(args: argparse.Namespace) -> int:
         f"{'bf16' if args.bf16 else 'fp32'} tokens {result.shape[0]}x{result.shape[1]}: "
         f"max |logit diff| = {result.max_logit_diff:.3e}, "
         f"max |logprob diff| = {result.max_logprob_diff:.3e} "
-        f"(tolerance {result.tolerance:.0e}): {verdict}"
+        f"(tolerance {result.tolerance:.2g}): {verdict}"
     )
     shutdown()
     return 0 if result.passed else 1

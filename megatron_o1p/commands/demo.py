@@ -7,8 +7,12 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", type=Path, default=Path("runs/demo"),
-                        help="where every stage writes its output")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("runs/demo"),
+        help="where every stage writes its output",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     print("\nHF <-> Megatron conversion (tiny models, fp32, CPU):")
     print(format_table(rows))
     ok = all(r["round trip bitwise"] for r in rows) and all(
-        v < 1e-4 for r in rows for k, v in r.items() if k.startswith("max |logprob"))
+        v < 1e-4 for r in rows for k, v in r.items() if k.startswith("max |logprob")
+    )
     print("demo:", "PASS" if ok else "FAIL")
     return 0 if ok else 1

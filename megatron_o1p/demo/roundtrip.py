@@ -59,30 +59,59 @@ def run_roundtrip_demo(workdir: Path, log=print) -> list[dict]:
         _run(o1p + ["convert", "hf-to-mcore", "--hf-dir", hf_dir, "--out", mcore], log)
         diffs = {}
         for tp, pp in ((1, 1), (2, 2)):
-            proc = _run(torchrun + ["--nproc-per-node", tp * pp, "-m", "megatron_o1p", "convert",
-                                    "verify", "--hf-dir", hf_dir, "--mcore-dir", mcore,
-                                    "--tensor-model-parallel-size", tp,
-                                    "--pipeline-model-parallel-size", pp], log)
+            proc = _run(
+                torchrun
+                + [
+                    "--nproc-per-node",
+                    tp * pp,
+                    "-m",
+                    "megatron_o1p",
+                    "convert",
+                    "verify",
+                    "--hf-dir",
+                    hf_dir,
+                    "--mcore-dir",
+                    mcore,
+                    "--tensor-model-parallel-size",
+                    tp,
+                    "--pipeline-model-parallel-size",
+                    pp,
+                ],
+                log,
+            )
             line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("verify:"))
             log("  " + line)
             diffs[f"TP{tp}xPP{pp}"] = float(re.search(r"logprob diff\| = ([0-9.e+-]+)", line)[1])
         _run(o1p + ["convert", "mcore-to-hf", "--mcore-dir", mcore, "--out", back], log)
         original, returned = _tensors(hf_dir), _tensors(back)
         bitwise = original.keys() == returned.keys() and all(
-            torch.equal(original[k], returned[k]) for k in original)
-        rows.append({"model": name, "params": sum(t.numel() for t in original.values()),
-                     **{f"max |logprob diff| {k}": v for k, v in diffs.items()},
-                     "round trip bitwise": bitwise,
-                     "seconds": round(time.perf_counter() - start, 1)})
+            torch.equal(original[k], returned[k]) for k in original
+        )
+        rows.append(
+            {
+                "model": name,
+                "params": sum(t.numel() for t in original.values()),
+                **{f"max |logprob diff| {k}": v for k, v in diffs.items()},
+                "round trip bitwise": bitwise,
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     keys = list(rows[0])
-    cells = [[str(r[k]) if not isinstance(r[k], float) or k == "seconds" else f"{r[k]:.2e}"
-              for k in keys] for r in rows]
+    cells = [
+        [
+            str(r[k]) if not isinstance(r[k], float) or k == "seconds" else f"{r[k]:.2e}"
+            for k in keys
+        ]
+        for r in rows
+    ]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    lines = [" | ".join(k.ljust(w) for k, w in zip(keys, widths)),
-             "-|-".join("-" * w for w in widths)]
+    lines = [
+        " | ".join(k.ljust(w) for k, w in zip(keys, widths)),
+        "-|-".join("-" * w for w in widths),
+    ]
     lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)

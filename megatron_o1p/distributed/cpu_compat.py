@@ -5,15 +5,15 @@ own GPU code paths untouched. No megatron file is edited; each patch swaps one s
 the call site that fails without it (seen with megatron-core 0.16.1 and 0.19.2, torch 2.13 CPU).
 
 | patch            | what fails without it                                                        |
-|------------------|------------------------------------------------------------------------------|
-| triton_shim      | 0.19.x: `import megatron.core` imports triton unconditionally (MoE paged stash) |
-| rng_tracker      | `tensor_parallel.random`: torch.cuda.get_rng_state / tracker add/fork          |
-| current_device   | RoPE inv_freq, global memory buffer, p2p and DDP buffers use current_device()  |
-| causal_mask      | `get_default_causal_mask` hard-codes device="cuda" (attention_mask=None)       |
-| cuda_factories   | device="cuda" tensor factories in schedules, optimizer, DDP buffers, utils     |
-| cuda_stubs       | torch.cuda.synchronize / current_stream in dist_checkpointing, DDP grad sync   |
-| cuda_tensor_type | clip_grads / optimizer init assert `.type() == 'torch.cuda.FloatTensor'`       |
-| tensor_cuda      | `Tensor.cuda()` in distributed-optimizer checkpoint exchange                   |
+|---|---|
+| triton_shim | 0.19.x: `import megatron.core` imports triton unconditionally (MoE paged stash) |
+| rng_tracker | `tensor_parallel.random`: torch.cuda.get_rng_state / tracker add/fork |
+| current_device | RoPE inv_freq, global memory buffer, p2p and DDP buffers use current_device() |
+| causal_mask | `get_default_causal_mask` hard-codes device="cuda" (attention_mask=None) |
+| cuda_factories | device="cuda" tensor factories in schedules, optimizer, DDP buffers, utils |
+| cuda_stubs | torch.cuda.synchronize / current_stream in dist_checkpointing, DDP grad sync |
+| cuda_tensor_type | clip_grads / optimizer init assert `.type() == 'torch.cuda.FloatTensor'` |
+| tensor_cuda | `Tensor.cuda()` in distributed-optimizer checkpoint exchange |
 """
 
 from __future__ import annotations
@@ -195,7 +195,12 @@ def _patch_cuda_tensor_type() -> None:
 
     def cuda_named_type(self, *args, **kwargs):
         out = real_type(self, *args, **kwargs)
-        if not args and not kwargs and out.startswith("torch.") and not out.startswith("torch.cuda"):
+        if (
+            not args
+            and not kwargs
+            and out.startswith("torch.")
+            and not out.startswith("torch.cuda")
+        ):
             return "torch.cuda." + out[len("torch.") :]
         return out
 

@@ -56,8 +56,11 @@ def build_gpt_chunks(arch: ModelArchitecture, state, options: ModelOptions) -> l
         params_dtype=options.params_dtype,
         batch_p2p_comm=pcfg.batch_p2p_comm,
         recompute_activations=options.recompute_activations,
-        **({"perform_initialization": False, "use_cpu_initialization": True}
-           if options.meta_device else {}),
+        **(
+            {"perform_initialization": False, "use_cpu_initialization": True}
+            if options.meta_device
+            else {}
+        ),
     )
     layer = specs.layer_spec(options.spec, sequence_parallel=pcfg.sequence_parallel)
     final_norm = specs.final_norm_override(options.spec, pcfg.sequence_parallel)
@@ -80,12 +83,15 @@ def build_gpt_chunks(arch: ModelArchitecture, state, options: ModelOptions) -> l
                 vocab_size=padded_vocab,
                 max_sequence_length=max(options.seq_length, 1),
                 pre_process=parallel_state.is_pipeline_first_stage(
-                    ignore_virtual=vpp is None, vp_stage=stage),
+                    ignore_virtual=vpp is None, vp_stage=stage
+                ),
                 post_process=parallel_state.is_pipeline_last_stage(
-                    ignore_virtual=vpp is None, vp_stage=stage),
+                    ignore_virtual=vpp is None, vp_stage=stage
+                ),
                 share_embeddings_and_output_weights=arch.tie_word_embeddings,
                 position_embedding_type="rope",
-                rotary_base=int(arch.rope_theta) if float(arch.rope_theta).is_integer()
+                rotary_base=int(arch.rope_theta)
+                if float(arch.rope_theta).is_integer()
                 else arch.rope_theta,
                 rope_scaling=arch.llama3_rope_factor is not None,
                 rope_scaling_factor=arch.llama3_rope_factor or 8.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -19,8 +19,11 @@ from megatron_o1p.errors import CheckpointError, ConfigError
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
 
 # Megatron's rotary_pos_embedding._apply_scaling hard-codes Llama 3.1's values except the factor.
-_MEGATRON_LLAMA3_ROPE = {"low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192}
+_MEGATRON_LLAMA3_ROPE = {
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
 
 # Megatron-LM's --make-vocab-size-divisible-by default. The vocab is padded once, at conversion,
 # to a multiple of this, independent of TP: any TP that divides the padded size loads the
@@ -56,7 +59,8 @@ class ModelArchitecture:
 
     @classmethod
     def from_json(cls, data: dict) -> "ModelArchitecture":
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def padded_vocab_size(self, multiple: int = DEFAULT_VOCAB_MULTIPLE) -> int:
         return int(math.ceil(self.vocab_size / multiple) * multiple)
@@ -107,11 +111,20 @@ def _rope(cfg: dict, path) -> tuple[float, float | None]:
     if rope_type == "default":
         return float(theta), None
     if rope_type != "llama3":
-        _fail(path, "rope_scaling.rope_type", rope_type, "only default and llama3 RoPE are implemented")
+        _fail(
+            path,
+            "rope_scaling.rope_type",
+            rope_type,
+            "only default and llama3 RoPE are implemented",
+        )
     for key, expected in _MEGATRON_LLAMA3_ROPE.items():
         if float(scaling.get(key, expected)) != expected:
-            _fail(path, f"rope_scaling.{key}", scaling.get(key),
-                  f"megatron's llama3 RoPE scaling fixes it at {expected}")
+            _fail(
+                path,
+                f"rope_scaling.{key}",
+                scaling.get(key),
+                f"megatron's llama3 RoPE scaling fixes it at {expected}",
+            )
     return float(theta), float(scaling.get("factor", 8.0))
 
 
@@ -136,7 +149,12 @@ def architecture_from_dict(cfg: dict, path="config.json") -> ModelArchitecture:
     model_type = cfg.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         _fail(path, "model_type", model_type, f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
-    for moe_key in ("num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size"):
+    for moe_key in (
+        "num_experts",
+        "num_local_experts",
+        "n_routed_experts",
+        "moe_intermediate_size",
+    ):
         if cfg.get(moe_key):
             _fail(path, moe_key, cfg[moe_key], "mixture-of-experts models are not supported")
     if cfg.get("use_sliding_window"):
@@ -223,7 +241,9 @@ def transformer_config(
         bf16=bf16,
         fp16=params_dtype == torch.float16,
         batch_p2p_comm=batch_p2p_comm,
-        use_cpu_initialization=(not cuda) if use_cpu_initialization is None else use_cpu_initialization,
+        use_cpu_initialization=(not cuda)
+        if use_cpu_initialization is None
+        else use_cpu_initialization,
         init_method_std=0.02,
         # Fusions: megatron's kernels need CUDA (and apex/TE for some); keep them to the GPU.
         masked_softmax_fusion=cuda,

@@ -86,7 +86,9 @@ def mapping_table(spec: str, arch: ModelArchitecture) -> list[TensorMapping]:
             (hf_mlp + "gate_proj.weight", hf_mlp + "up_proj.weight"),
             "gate_up",
         ),
-        TensorMapping("decoder.layers.{i}.mlp.linear_fc2.weight", (hf_mlp + "down_proj.weight",), "copy"),
+        TensorMapping(
+            "decoder.layers.{i}.mlp.linear_fc2.weight", (hf_mlp + "down_proj.weight",), "copy"
+        ),
         TensorMapping("decoder.final_layernorm.weight", ("model.norm.weight",), "copy"),
     ]
     if arch.add_qkv_bias:
@@ -132,7 +134,9 @@ class StateDictAdapter:
         names = []
         for mapping in self.table:
             if LAYER in mapping.megatron:
-                names += [mapping.megatron.replace(LAYER, str(i)) for i in range(self.arch.num_layers)]
+                names += [
+                    mapping.megatron.replace(LAYER, str(i)) for i in range(self.arch.num_layers)
+                ]
             else:
                 names.append(mapping.megatron)
         return names
@@ -154,8 +158,9 @@ class StateDictAdapter:
             # Read straight into the padded buffer: the embedding is the largest tensor, and a
             # second full-size copy would double the conversion's peak memory.
             shape, dtype = source.shape_dtype(hf_names[0])
-            padded = torch.zeros((self.padded_vocab_size, *shape[1:]), dtype=dtype,
-                                 device=source.device)
+            padded = torch.zeros(
+                (self.padded_vocab_size, *shape[1:]), dtype=dtype, device=source.device
+            )
             source.read(hf_names[0], out=padded[: shape[0]])
             return padded
         raise AssertionError(mapping.combine)

@@ -25,8 +25,13 @@ def test_tp2_equals_tp1_and_tp2_checkpoint_loads_at_tp1(tp2_run, tiny_qwen2):
 
     from tests.helpers.run import _env
 
-    proc = subprocess.run([sys.executable, str(WORKER), "load", str(tiny_qwen2), str(tp2_run)],
-                          capture_output=True, text=True, env=_env(), timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), "load", str(tiny_qwen2), str(tp2_run)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     found = dict(re.findall(r"(\w+)=([0-9.e+-]+)", proc.stdout))
     assert float(found["tp1_vs_tp2"]) < 1e-5
@@ -42,10 +47,15 @@ def test_tp2_training_checkpoint_converts_to_hf(tp2_run, tmp_path):
 
     out = tmp_path / "hf"
     run_o1p("convert", "mcore-to-hf", "--mcore-dir", tp2_run / "ckpt", "--out", out)
-    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager")
-    tokens = torch.randint(0, model.config.vocab_size, (2, 32),
-                           generator=torch.Generator().manual_seed(3))
+    model = AutoModelForCausalLM.from_pretrained(
+        out, dtype=torch.float32, attn_implementation="eager"
+    )
+    tokens = torch.randint(
+        0, model.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(3)
+    )
     with torch.no_grad():
         hf_logits = model(input_ids=tokens).logits
-    reference = torch.load(tp2_run / "logits_tp2.pt", weights_only=True)[..., : model.config.vocab_size]
+    reference = torch.load(tp2_run / "logits_tp2.pt", weights_only=True)[
+        ..., : model.config.vocab_size
+    ]
     assert (hf_logits - reference).abs().max().item() < 1e-4

@@ -18,29 +18,67 @@ def _diffs(stdout: str) -> tuple[float, float]:
 
 @pytest.mark.parametrize("tp, pp", [(1, 1), (2, 1), (1, 2), (2, 2)])
 def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp):
-    proc = run_torchrun(tp * pp, "convert", "verify", "--hf-dir", tiny_qwen2, "--mcore-dir",
-                        qwen2_mcore, "--tensor-model-parallel-size", tp,
-                        "--pipeline-model-parallel-size", pp)
+    proc = run_torchrun(
+        tp * pp,
+        "convert",
+        "verify",
+        "--hf-dir",
+        tiny_qwen2,
+        "--mcore-dir",
+        qwen2_mcore,
+        "--tensor-model-parallel-size",
+        tp,
+        "--pipeline-model-parallel-size",
+        pp,
+    )
     logit_diff, logprob_diff = _diffs(proc.stdout)
     assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
 
 
-@pytest.mark.parametrize("nproc, extra", [
-    (4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
-    (2, ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),
-    (2, ["--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage", "1"]),
-], ids=["tp2xpp2", "tp2-sp", "pp2-vpp2"])
+@pytest.mark.parametrize(
+    "nproc, extra",
+    [
+        (4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+        (2, ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),
+        (
+            2,
+            ["--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage", "1"],
+        ),
+    ],
+    ids=["tp2xpp2", "tp2-sp", "pp2-vpp2"],
+)
 def test_llama_te_recorded_checkpoint_verifies_in_local_spec(llama_mcore, tiny_llama, nproc, extra):
-    proc = run_torchrun(nproc, "convert", "verify", "--hf-dir", tiny_llama, "--mcore-dir",
-                        llama_mcore, "--spec", "local", *extra)
+    proc = run_torchrun(
+        nproc,
+        "convert",
+        "verify",
+        "--hf-dir",
+        tiny_llama,
+        "--mcore-dir",
+        llama_mcore,
+        "--spec",
+        "local",
+        *extra,
+    )
     logit_diff, logprob_diff = _diffs(proc.stdout)
     assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
 
 
 def test_verify_fails_with_exit_1_above_tolerance(qwen2_mcore, tiny_qwen2):
-    proc = run_torchrun(2, "convert", "verify", "--hf-dir", tiny_qwen2, "--mcore-dir",
-                        qwen2_mcore, "--tensor-model-parallel-size", "2", "--tolerance", "1e-15",
-                        check=False)
+    proc = run_torchrun(
+        2,
+        "convert",
+        "verify",
+        "--hf-dir",
+        tiny_qwen2,
+        "--mcore-dir",
+        qwen2_mcore,
+        "--tensor-model-parallel-size",
+        "2",
+        "--tolerance",
+        "1e-15",
+        check=False,
+    )
     assert proc.returncode == 1 and "FAIL" in proc.stdout
 
 

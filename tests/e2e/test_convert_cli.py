@@ -57,13 +57,23 @@ def test_sharded_output_loads_in_transformers(tiny_llama, tmp_path):
     from transformers import AutoModelForCausalLM
 
     run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_llama, "--out", tmp_path / "m")
-    run_o1p("convert", "mcore-to-hf", "--mcore-dir", tmp_path / "m", "--out", tmp_path / "h",
-            "--max-shard-size", "100KB")
+    run_o1p(
+        "convert",
+        "mcore-to-hf",
+        "--mcore-dir",
+        tmp_path / "m",
+        "--out",
+        tmp_path / "h",
+        "--max-shard-size",
+        "100KB",
+    )
     index = json.loads((tmp_path / "h" / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 2
     tokens = torch.randint(0, 1003, (1, 16), generator=torch.Generator().manual_seed(0))
-    logits = [AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)(input_ids=tokens).logits
-              for d in (tiny_llama, tmp_path / "h")]
+    logits = [
+        AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)(input_ids=tokens).logits
+        for d in (tiny_llama, tmp_path / "h")
+    ]
     assert torch.equal(logits[0], logits[1])
 
 
@@ -72,12 +82,14 @@ def test_bin_weights_refused_unless_allowed(tiny_qwen2, tmp_path):
     shutil.copytree(tiny_qwen2, hf_dir)
     torch.save(load_file(hf_dir / "model.safetensors"), hf_dir / "pytorch_model.bin")
     (hf_dir / "model.safetensors").unlink()
-    proc = run_o1p("convert", "hf-to-mcore", "--hf-dir", hf_dir, "--out", tmp_path / "m",
-                   check=False)
+    proc = run_o1p(
+        "convert", "hf-to-mcore", "--hf-dir", hf_dir, "--out", tmp_path / "m", check=False
+    )
     assert "pass --allow-bin-weights" in error_line(proc)
     _no_leftovers(tmp_path, "m")
-    run_o1p("convert", "hf-to-mcore", "--hf-dir", hf_dir, "--out", tmp_path / "m",
-            "--allow-bin-weights")
+    run_o1p(
+        "convert", "hf-to-mcore", "--hf-dir", hf_dir, "--out", tmp_path / "m", "--allow-bin-weights"
+    )
     run_o1p("convert", "mcore-to-hf", "--mcore-dir", tmp_path / "m", "--out", tmp_path / "h")
     original, back = _tensors(tiny_qwen2), _tensors(tmp_path / "h")
     assert original.keys() == back.keys()
@@ -134,10 +146,13 @@ def test_truncated_weights_leave_no_output(broken_copy, tmp_path):
     assert "model.safetensors: truncated" in _convert_error(broken_copy, tmp_path / "m")
 
 
-@pytest.mark.parametrize("tp, message", [
-    (3, "num_attention_heads (4) must be a multiple of tensor_model_parallel_size (3)"),
-    (4, "num_key_value_heads (2) must be a multiple of tensor_model_parallel_size (4)"),
-])
+@pytest.mark.parametrize(
+    "tp, message",
+    [
+        (3, "num_attention_heads (4) must be a multiple of tensor_model_parallel_size (3)"),
+        (4, "num_key_value_heads (2) must be a multiple of tensor_model_parallel_size (4)"),
+    ],
+)
 def test_tensor_parallel_that_does_not_divide_heads(tiny_qwen2, tmp_path, tp, message):
     line = _convert_error(tiny_qwen2, tmp_path / "m", "--tensor-model-parallel-size", str(tp))
     assert message in line
@@ -155,15 +170,19 @@ def test_existing_output_is_kept(qwen2_mcore, tiny_qwen2, tmp_path):
 
 
 def test_verify_refuses_mismatched_config(qwen2_mcore, tiny_llama):
-    proc = run_o1p("convert", "verify", "--hf-dir", tiny_llama, "--mcore-dir", qwen2_mcore,
-                   check=False)
+    proc = run_o1p(
+        "convert", "verify", "--hf-dir", tiny_llama, "--mcore-dir", qwen2_mcore, check=False
+    )
     line = error_line(proc)
-    assert "does not match checkpoint" in line and "model_type: hf='llama' checkpoint='qwen2'" in line
+    assert (
+        "does not match checkpoint" in line and "model_type: hf='llama' checkpoint='qwen2'" in line
+    )
 
 
 def test_mcore_to_hf_needs_a_checkpoint(tiny_qwen2, tmp_path):
-    proc = run_o1p("convert", "mcore-to-hf", "--mcore-dir", tiny_qwen2, "--out", tmp_path / "h",
-                   check=False)
+    proc = run_o1p(
+        "convert", "mcore-to-hf", "--mcore-dir", tiny_qwen2, "--out", tmp_path / "h", check=False
+    )
     assert "o1p_checkpoint.json: not found" in error_line(proc)
     _no_leftovers(tmp_path, "h")
 
@@ -172,8 +191,9 @@ def test_incomplete_checkpoint_is_refused(qwen2_mcore, tmp_path):
     ckpt = tmp_path / "m"
     shutil.copytree(qwen2_mcore, ckpt)
     (ckpt / "release" / "metadata.json").unlink()
-    proc = run_o1p("convert", "mcore-to-hf", "--mcore-dir", ckpt, "--out", tmp_path / "h",
-                   check=False)
+    proc = run_o1p(
+        "convert", "mcore-to-hf", "--mcore-dir", ckpt, "--out", tmp_path / "h", check=False
+    )
     assert "incomplete megatron checkpoint" in error_line(proc)
 
 
@@ -183,7 +203,11 @@ def test_tools_script_and_help(tmp_path):
 
     from tests.helpers.run import REPO, _env
 
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), "--help"],
-                          capture_output=True, text=True, env=_env())
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert proc.returncode == 0 and "hf-to-mcore" in proc.stdout and "verify" in proc.stdout
     assert "convert" in run_o1p("--help").stdout

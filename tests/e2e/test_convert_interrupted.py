@@ -36,8 +36,13 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_interrupted_conversion_leaves_no_output(tiny_qwen2, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_qwen2), str(tmp_path / "m")],
-                          capture_output=True, text=True, env=_env(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tiny_qwen2), str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr[-3000:]
     assert "raised: simulated failure after 9 parameters" in proc.stdout
     assert list(tmp_path.iterdir()) == []  # neither the output nor its temp folder

@@ -12,8 +12,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _env() -> dict:
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+    env.update(
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
     return env
 
 
@@ -22,19 +26,32 @@ def run_o1p(*args, check: bool = True, timeout: int = 600) -> subprocess.Complet
     cmd = [sys.executable, "-m", "megatron_o1p", *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
-def run_torchrun(nproc: int, *args, module: bool = True, check: bool = True,
-                 timeout: int = 600) -> subprocess.CompletedProcess:
+def run_torchrun(
+    nproc: int, *args, module: bool = True, check: bool = True, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """`torchrun --nproc-per-node N -m megatron_o1p <args>` (or a script when module=False)."""
     target = ["-m", "megatron_o1p"] if module else []
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-           "--standalone", *target, *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--standalone",
+        *target,
+        *map(str, args),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 

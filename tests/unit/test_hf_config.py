@@ -8,14 +8,34 @@ import pytest
 from megatron_o1p.errors import CheckpointError, ConfigError
 from megatron_o1p.models.hf_config import architecture_from_dict, read_architecture
 
-QWEN2 = dict(model_type="qwen2", vocab_size=1000, hidden_size=64, intermediate_size=128,
-             num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-             rope_parameters={"rope_theta": 1e6, "rope_type": "default"}, rms_norm_eps=1e-6,
-             tie_word_embeddings=True, use_sliding_window=False, sliding_window=None,
-             layer_types=["full_attention"] * 4)
-LLAMA = dict(model_type="llama", vocab_size=1003, hidden_size=64, intermediate_size=160,
-             num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, head_dim=8,
-             rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=False)
+QWEN2 = dict(
+    model_type="qwen2",
+    vocab_size=1000,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    rope_parameters={"rope_theta": 1e6, "rope_type": "default"},
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    use_sliding_window=False,
+    sliding_window=None,
+    layer_types=["full_attention"] * 4,
+)
+LLAMA = dict(
+    model_type="llama",
+    vocab_size=1003,
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    head_dim=8,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
 
 
 def test_qwen2_fields():
@@ -33,22 +53,34 @@ def test_llama_fields_transformers4_keys():
 
 
 def test_llama3_rope_scaling_supported():
-    cfg = dict(LLAMA, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                    "high_freq_factor": 4.0,
-                                    "original_max_position_embeddings": 8192})
+    cfg = dict(
+        LLAMA,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+    )
     assert architecture_from_dict(cfg).llama3_rope_factor == 8.0
 
 
-@pytest.mark.parametrize("override, key", [
-    (dict(model_type="mistral"), "model_type"),
-    (dict(rope_parameters={"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6}),
-     "rope_scaling.rope_type"),
-    (dict(rope_scaling={"type": "linear", "factor": 2.0}), "rope_scaling.rope_type"),
-    (dict(use_sliding_window=True, sliding_window=4096), "use_sliding_window"),
-    (dict(num_experts=8), "num_experts"),
-    (dict(hidden_act="gelu"), "hidden_act"),
-    (dict(layer_types=["sliding_attention"] * 4), "layer_types"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        (dict(model_type="mistral"), "model_type"),
+        (
+            dict(rope_parameters={"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6}),
+            "rope_scaling.rope_type",
+        ),
+        (dict(rope_scaling={"type": "linear", "factor": 2.0}), "rope_scaling.rope_type"),
+        (dict(use_sliding_window=True, sliding_window=4096), "use_sliding_window"),
+        (dict(num_experts=8), "num_experts"),
+        (dict(hidden_act="gelu"), "hidden_act"),
+        (dict(layer_types=["sliding_attention"] * 4), "layer_types"),
+    ],
+)
 def test_unsupported_settings_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         architecture_from_dict(dict(QWEN2, **override), "m/config.json")
@@ -70,8 +102,11 @@ def test_llama_attention_bias_refused():
 def test_tensor_parallel_must_divide_heads_and_kv_heads():
     arch = architecture_from_dict(LLAMA)
     arch.check_tensor_parallel(2, 1024)
-    with pytest.raises(ConfigError, match=r"num_key_value_heads \(2\) must be a multiple of "
-                                          r"tensor_model_parallel_size \(4\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"num_key_value_heads \(2\) must be a multiple of "
+        r"tensor_model_parallel_size \(4\)",
+    ):
         arch.check_tensor_parallel(4, 1024)
     with pytest.raises(ConfigError, match=r"num_attention_heads \(8\).*\(3\)"):
         arch.check_tensor_parallel(3, 1152)

@@ -8,15 +8,22 @@ from megatron_o1p.errors import ConfigError
 
 def test_interleaved_pp2_with_batched_p2p_is_refused():
     with pytest.raises(ConfigError, match="silently wrong gradients"):
-        ParallelConfig(pipeline_model_parallel_size=2, virtual_pipeline_model_parallel_size=2,
-                       batch_p2p_comm=True)
+        ParallelConfig(
+            pipeline_model_parallel_size=2,
+            virtual_pipeline_model_parallel_size=2,
+            batch_p2p_comm=True,
+        )
 
 
 def test_interleaved_pp2_defaults_to_unbatched_p2p():
     cfg = ParallelConfig(pipeline_model_parallel_size=2, virtual_pipeline_model_parallel_size=2)
     assert cfg.batch_p2p_comm is False
-    assert ParallelConfig(pipeline_model_parallel_size=4,
-                          virtual_pipeline_model_parallel_size=2).batch_p2p_comm is True
+    assert (
+        ParallelConfig(
+            pipeline_model_parallel_size=4, virtual_pipeline_model_parallel_size=2
+        ).batch_p2p_comm
+        is True
+    )
 
 
 def test_virtual_stages_need_a_pipeline():

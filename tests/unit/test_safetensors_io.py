@@ -12,8 +12,12 @@ from megatron_o1p.errors import CheckpointError
 
 
 def test_reader_matches_library(tmp_path):
-    tensors = {"a": torch.randn(3, 5), "b": torch.arange(7, dtype=torch.int64),
-               "c": torch.randn(4, 2).to(torch.bfloat16), "empty": torch.zeros(0, 3)}
+    tensors = {
+        "a": torch.randn(3, 5),
+        "b": torch.arange(7, dtype=torch.int64),
+        "c": torch.randn(4, 2).to(torch.bfloat16),
+        "empty": torch.zeros(0, 3),
+    }
     save_file(tensors, tmp_path / "model.safetensors")
     reader = SafetensorsReader(tmp_path)
     for name, tensor in tensors.items():
@@ -26,8 +30,10 @@ def test_reader_matches_library(tmp_path):
 
 
 def test_writer_shards_and_index_load_with_library(tmp_path):
-    named = [(f"t{i}", torch.randn(64, 16).to(torch.bfloat16 if i % 2 else torch.float32))
-             for i in range(5)]
+    named = [
+        (f"t{i}", torch.randn(64, 16).to(torch.bfloat16 if i % 2 else torch.float32))
+        for i in range(5)
+    ]
     specs = [(n, t.dtype, tuple(t.shape)) for n, t in named]
     paths = write_sharded(tmp_path, specs, iter(named), max_shard_bytes=5000)
     assert len(paths) > 1

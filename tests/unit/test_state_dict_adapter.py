@@ -7,9 +7,19 @@ import torch
 from megatron_o1p.models.hf_config import architecture_from_dict
 from megatron_o1p.models.state_dict_adapter import StateDictAdapter, layer_index
 
-ARCH = architecture_from_dict(dict(
-    model_type="qwen2", vocab_size=10, hidden_size=4, intermediate_size=6, num_hidden_layers=2,
-    num_attention_heads=4, num_key_value_heads=2, head_dim=1, tie_word_embeddings=False))
+ARCH = architecture_from_dict(
+    dict(
+        model_type="qwen2",
+        vocab_size=10,
+        hidden_size=4,
+        intermediate_size=6,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=1,
+        tie_word_embeddings=False,
+    )
+)
 
 
 class DictSource:
@@ -34,8 +44,9 @@ def test_qkv_is_grouped_per_query_group():
     q = torch.tensor([[0.0], [1.0], [2.0], [3.0]]).expand(4, 4)
     k = torch.tensor([[10.0], [11.0]]).expand(2, 4)
     v = torch.tensor([[20.0], [21.0]]).expand(2, 4)
-    source = DictSource({base + "q_proj.weight": q, base + "k_proj.weight": k,
-                         base + "v_proj.weight": v})
+    source = DictSource(
+        {base + "q_proj.weight": q, base + "k_proj.weight": k, base + "v_proj.weight": v}
+    )
     fused = adapter.to_megatron("decoder.layers.0.self_attention.linear_qkv.weight", source)
     assert fused[:, 0].tolist() == [0, 1, 10, 20, 2, 3, 11, 21]
 
@@ -45,8 +56,13 @@ def test_gate_up_and_vocab_padding():
     mlp = "model.layers.1.mlp."
     gate, up = torch.randn(6, 4), torch.randn(6, 4)
     embed = torch.randn(10, 4)
-    source = DictSource({mlp + "gate_proj.weight": gate, mlp + "up_proj.weight": up,
-                         "model.embed_tokens.weight": embed})
+    source = DictSource(
+        {
+            mlp + "gate_proj.weight": gate,
+            mlp + "up_proj.weight": up,
+            "model.embed_tokens.weight": embed,
+        }
+    )
     fc1 = adapter.to_megatron("decoder.layers.1.mlp.linear_fc1.weight", source)
     assert torch.equal(fc1, torch.cat([gate, up]))
     padded = adapter.to_megatron("embedding.word_embeddings.weight", source)
@@ -61,15 +77,25 @@ def test_every_parameter_round_trips(spec):
     shapes = {}
     for i in range(2):
         p = f"model.layers.{i}."
-        shapes.update({p + "self_attn.q_proj.weight": (4, 4), p + "self_attn.k_proj.weight": (2, 4),
-                       p + "self_attn.v_proj.weight": (2, 4), p + "self_attn.q_proj.bias": (4,),
-                       p + "self_attn.k_proj.bias": (2,), p + "self_attn.v_proj.bias": (2,),
-                       p + "self_attn.o_proj.weight": (4, 4), p + "mlp.gate_proj.weight": (6, 4),
-                       p + "mlp.up_proj.weight": (6, 4), p + "mlp.down_proj.weight": (4, 6),
-                       p + "input_layernorm.weight": (4,),
-                       p + "post_attention_layernorm.weight": (4,)})
-    shapes.update({"model.embed_tokens.weight": (10, 4), "model.norm.weight": (4,),
-                   "lm_head.weight": (10, 4)})
+        shapes.update(
+            {
+                p + "self_attn.q_proj.weight": (4, 4),
+                p + "self_attn.k_proj.weight": (2, 4),
+                p + "self_attn.v_proj.weight": (2, 4),
+                p + "self_attn.q_proj.bias": (4,),
+                p + "self_attn.k_proj.bias": (2,),
+                p + "self_attn.v_proj.bias": (2,),
+                p + "self_attn.o_proj.weight": (4, 4),
+                p + "mlp.gate_proj.weight": (6, 4),
+                p + "mlp.up_proj.weight": (6, 4),
+                p + "mlp.down_proj.weight": (4, 6),
+                p + "input_layernorm.weight": (4,),
+                p + "post_attention_layernorm.weight": (4,),
+            }
+        )
+    shapes.update(
+        {"model.embed_tokens.weight": (10, 4), "model.norm.weight": (4,), "lm_head.weight": (10, 4)}
+    )
     hf = {k: torch.randn(s, generator=generator) for k, s in shapes.items()}
     back = {}
     for name in adapter.megatron_names():
@@ -81,10 +107,16 @@ def test_every_parameter_round_trips(spec):
 def test_spec_names_differ_only_in_norms():
     local = set(StateDictAdapter(ARCH, "local", 16).megatron_names())
     te = set(StateDictAdapter(ARCH, "te", 16).megatron_names())
-    assert local - te == {f"decoder.layers.{i}.{n}.weight" for i in range(2)
-                          for n in ("input_layernorm", "pre_mlp_layernorm")}
-    assert te - local == {f"decoder.layers.{i}.{n}" for i in range(2) for n in (
-        "self_attention.linear_qkv.layer_norm_weight", "mlp.linear_fc1.layer_norm_weight")}
+    assert local - te == {
+        f"decoder.layers.{i}.{n}.weight"
+        for i in range(2)
+        for n in ("input_layernorm", "pre_mlp_layernorm")
+    }
+    assert te - local == {
+        f"decoder.layers.{i}.{n}"
+        for i in range(2)
+        for n in ("self_attention.linear_qkv.layer_norm_weight", "mlp.linear_fc1.layer_norm_weight")
+    }
 
 
 def test_local_spec_checkpoint_keys_are_the_te_names():
@@ -92,7 +124,9 @@ def test_local_spec_checkpoint_keys_are_the_te_names():
     checkpoint loads into either spec; the TE table must agree with that map."""
     from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 
-    keys_map = get_gpt_layer_local_spec(normalization="RMSNorm").submodules.sharded_state_dict_keys_map
+    keys_map = get_gpt_layer_local_spec(
+        normalization="RMSNorm"
+    ).submodules.sharded_state_dict_keys_map
     te = set(StateDictAdapter(ARCH, "te", 16).megatron_names())
     for name in StateDictAdapter(ARCH, "local", 16).megatron_names():
         renamed = name
@@ -102,9 +136,17 @@ def test_local_spec_checkpoint_keys_are_the_te_names():
 
 
 def test_tied_model_has_no_output_layer_and_layer_index():
-    tied = architecture_from_dict(dict(model_type="qwen2", vocab_size=10, hidden_size=4,
-                                       intermediate_size=6, num_hidden_layers=1,
-                                       num_attention_heads=2, tie_word_embeddings=True))
+    tied = architecture_from_dict(
+        dict(
+            model_type="qwen2",
+            vocab_size=10,
+            hidden_size=4,
+            intermediate_size=6,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            tie_word_embeddings=True,
+        )
+    )
     assert "output_layer.weight" not in StateDictAdapter(tied, "local", 16).megatron_names()
     assert layer_index("decoder.layers.12.mlp.linear_fc2.weight") == 12
     assert layer_index("decoder.final_layernorm.weight") is None

@@ -47,12 +47,22 @@ def main():
         state = initialize(ParallelConfig(tensor_model_parallel_size=2))
         chunks = build(arch, state, SEED)
         logits = logits_of(chunks, state, arch)
-        dist_ckpt.save_model(chunks, work / "ckpt", iteration=5, meta={
-            "spec": "local", "architecture": arch.to_json(),
-            "padded_vocab_size": arch.padded_vocab_size(), "dtype": "float32"})
+        dist_ckpt.save_model(
+            chunks,
+            work / "ckpt",
+            iteration=5,
+            meta={
+                "spec": "local",
+                "architecture": arch.to_json(),
+                "padded_vocab_size": arch.padded_vocab_size(),
+                "dtype": "float32",
+            },
+        )
         if state.rank == 0:
             torch.save(logits, work / "logits_tp2.pt")
-            shutil.copytree(hf_dir, work / "ckpt" / "hf", ignore=shutil.ignore_patterns("*.safetensors"))
+            shutil.copytree(
+                hf_dir, work / "ckpt" / "hf", ignore=shutil.ignore_patterns("*.safetensors")
+            )
     else:
         state = initialize(ParallelConfig())
         reference = torch.load(work / "logits_tp2.pt", weights_only=True)
@@ -61,9 +71,12 @@ def main():
         before = logits_of(other, state, arch)
         dist_ckpt.load_into_model(other, work / "ckpt")
         after = logits_of(other, state, arch)
-        print(f"tp1_vs_tp2={(fresh - reference).abs().max().item():.3e} "
-              f"before_load={(before - reference).abs().max().item():.3e} "
-              f"after_load={(after - reference).abs().max().item():.3e}", flush=True)
+        print(
+            f"tp1_vs_tp2={(fresh - reference).abs().max().item():.3e} "
+            f"before_load={(before - reference).abs().max().item():.3e} "
+            f"after_load={(after - reference).abs().max().item():.3e}",
+            flush=True,
+        )
     shutdown()
 
 
