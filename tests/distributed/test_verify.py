@@ -16,10 +16,15 @@ def _diffs(stdout: str) -> tuple[float, float]:
     return float(match.group(1)), float(match.group(2))
 
 
-@pytest.mark.parametrize("tp, pp", [(1, 1), (2, 1), (1, 2), (2, 2)])
-def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp):
+@pytest.mark.parametrize(
+    "tp, pp, nproc",
+    [(1, 1, 2), (2, 1, 2), (1, 2, 2), (2, 2, 4)],
+    ids=["dp2", "tp2", "pp2", "tp2xpp2"],
+)
+def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp, nproc):
+    """TP=1 runs as data parallel 2: only one replica loads HF and reports."""
     proc = run_torchrun(
-        tp * pp,
+        nproc,
         "convert",
         "verify",
         "--hf-dir",
