@@ -166,15 +166,15 @@ def _initialize_single_process():
     return initialize(ParallelConfig())
 
 
-def _layout(arch: ModelArchitecture, padded_vocab: int) -> dict:
-    """Checkpoint layout of the TP=1/PP=1 model, built on the meta device (no memory)."""
+def _layout(arch: ModelArchitecture, padded_vocab: int) -> tuple[str, object, dict]:
+    """(spec, meta-device model, checkpoint layout) of the TP=1/PP=1 model (no memory)."""
     from megatron_o1p.models.builder import ModelOptions, build_gpt_chunks
-    from megatron_o1p.models.specs import transformer_engine_usable
+    from megatron_o1p.models.specs import buildable_spec
 
     state = _initialize_single_process()
     # Megatron's dist-checkpoint keys are the same for both specs (TE names); build the spec
     # that can be built here.
-    spec = "te" if transformer_engine_usable() else "local"
+    spec = buildable_spec()
     (model,) = build_gpt_chunks(
         arch,
         state,
@@ -224,13 +224,13 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
         progress: optional tqdm-like object; gets `reset(total=parameters)` then `update(1)`
             per parameter written.
     """
-    from megatron_o1p.models.specs import SPEC_NAMES, transformer_engine_usable
+    from megatron_o1p.models.specs import SPEC_NAMES, buildable_spec
 
     hf_dir, out = Path(cfg.hf_dir), Path(cfg.out)
     _release_freed_tensors_to_os()
     if cfg.spec not in SPEC_NAMES:
         raise ConfigError(f"unknown --spec {cfg.spec!r}; choose one of {', '.join(SPEC_NAMES)}")
-    spec = ("te" if transformer_engine_usable() else "local") if cfg.spec == "auto" else cfg.spec
+    spec = buildable_spec() if cfg.spec == "auto" else cfg.spec
     arch = read_architecture(hf_dir)
     if not any((hf_dir / name).is_file() for name in TOKENIZER_FILES):
         raise CheckpointError(

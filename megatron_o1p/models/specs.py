@@ -33,12 +33,17 @@ def transformer_engine_usable() -> bool:
     return True
 
 
+def buildable_spec() -> str:
+    """The spec a model can be built with here: "te" with TE and CUDA, else "local"."""
+    return "te" if transformer_engine_usable() else "local"
+
+
 def resolve_spec_name(name: str = "auto") -> str:
     """Map "auto" to "te" or "local"; refuse "te" where TE cannot run."""
     if name not in SPEC_NAMES:
         raise ConfigError(f"unknown --spec {name!r}; choose one of {', '.join(SPEC_NAMES)}")
     if name == "auto":
-        return "te" if transformer_engine_usable() else "local"
+        return buildable_spec()
     if name == "te" and not transformer_engine_usable():
         raise SetupError(
             "--spec te needs Transformer Engine and CUDA, neither usable here; use --spec local "
