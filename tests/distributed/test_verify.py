@@ -16,6 +16,18 @@ def _diffs(stdout: str) -> tuple[float, float]:
     return float(match.group(1)), float(match.group(2))
 
 
+def _verify(nproc: int, hf_dir, mcore_dir, *extra, check: bool = True):
+    return run_torchrun(
+        nproc, "convert", "verify", "--hf-dir", hf_dir, "--mcore-dir", mcore_dir, *extra,
+        check=check,
+    )  # fmt: skip
+
+
+def _assert_passes(proc) -> None:
+    logit_diff, logprob_diff = _diffs(proc.stdout)
+    assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
+
+
 @pytest.mark.parametrize(
     "tp, pp, nproc",
     [(1, 1, 2), (2, 1, 2), (1, 2, 2), (2, 2, 4)],
@@ -23,21 +35,8 @@ def _diffs(stdout: str) -> tuple[float, float]:
 )
 def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp, nproc):
     """TP=1 runs as data parallel 2: only one replica loads HF and reports."""
-    proc = run_torchrun(
-        nproc,
-        "convert",
-        "verify",
-        "--hf-dir",
-        tiny_qwen2,
-        "--mcore-dir",
-        qwen2_mcore,
-        "--tensor-model-parallel-size",
-        tp,
-        "--pipeline-model-parallel-size",
-        pp,
-    )
-    logit_diff, logprob_diff = _diffs(proc.stdout)
-    assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
+    parallel = ["--tensor-model-parallel-size", tp, "--pipeline-model-parallel-size", pp]
+    _assert_passes(_verify(nproc, tiny_qwen2, qwen2_mcore, *parallel))
 
 
 @pytest.mark.parametrize(
@@ -53,37 +52,12 @@ def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp, nproc):
     ids=["tp2xpp2", "tp2-sp", "pp2-vpp2"],
 )
 def test_llama_te_recorded_checkpoint_verifies_in_local_spec(llama_mcore, tiny_llama, nproc, extra):
-    proc = run_torchrun(
-        nproc,
-        "convert",
-        "verify",
-        "--hf-dir",
-        tiny_llama,
-        "--mcore-dir",
-        llama_mcore,
-        "--spec",
-        "local",
-        *extra,
-    )
-    logit_diff, logprob_diff = _diffs(proc.stdout)
-    assert "PASS" in proc.stdout and logit_diff < 1e-4 and logprob_diff < 1e-4
+    _assert_passes(_verify(nproc, tiny_llama, llama_mcore, "--spec", "local", *extra))
 
 
 def test_verify_fails_with_exit_1_above_tolerance(qwen2_mcore, tiny_qwen2):
-    proc = run_torchrun(
-        2,
-        "convert",
-        "verify",
-        "--hf-dir",
-        tiny_qwen2,
-        "--mcore-dir",
-        qwen2_mcore,
-        "--tensor-model-parallel-size",
-        "2",
-        "--tolerance",
-        "1e-15",
-        check=False,
-    )
+    extra = ["--tensor-model-parallel-size", "2", "--tolerance", "1e-15"]
+    proc = _verify(2, tiny_qwen2, qwen2_mcore, *extra, check=False)
     assert proc.returncode == 1 and "FAIL" in proc.stdout
 
 
