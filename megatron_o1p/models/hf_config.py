@@ -254,6 +254,9 @@ def transformer_config(
         persist_layer_norm=False,
         # NOTE: the native fused CE casts grads to the logits dtype; our loss reads logits.
         cross_entropy_loss_fusion=False,
+        # Our loss functions return (sum, count); megatron normalises gradients by the step's
+        # global count (all micro-batches and data-parallel ranks), keeping means exact.
+        calculate_per_token_loss=True,
     )
     if recompute_activations:
         kwargs.update(recompute_granularity="selective")
