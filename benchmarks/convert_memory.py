@@ -45,17 +45,10 @@ from megatron_o1p.checkpoint.convert import (HfToMcoreConfig, McoreToHfConfig, h
                                              mcore_to_hf)
 from megatron_o1p.distributed.initialize import ParallelConfig, initialize
 initialize(ParallelConfig())
-def status_mb(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-def peak_mb():
-    return status_mb("VmHWM")
+from megatron_o1p.memory import peak_rss_mib, reset_peak_rss, rss_mib
 what, src, dst = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-# Reset the kernel's peak-RSS mark (VmHWM) to the current RSS, so the peak below is this step's.
-with open("/proc/self/clear_refs", "w") as handle:
-    handle.write("5")
-base = status_mb("VmRSS")
+reset_peak_rss()  # the peak below is this step's
+base = rss_mib()
 start = time.perf_counter()
 if what == "hf-to-mcore":
     hf_to_mcore(HfToMcoreConfig(hf_dir=src, out=dst, spec="local"))
@@ -65,7 +58,7 @@ else:
     # what a non-streaming converter starts from: every tensor materialised in memory
     loaded = safetensors.torch.load_file(src / "model.safetensors")
     state = {k: v.clone() for k, v in loaded.items()}
-print(json.dumps({"baseline_mb": base, "peak_mb": peak_mb(),
+print(json.dumps({"baseline_mb": base, "peak_mb": peak_rss_mib(),
                   "seconds": time.perf_counter() - start}))
 """
 

@@ -22,6 +22,10 @@ COMMANDS = {
         "megatron_o1p.commands.convert",
         "HF <-> Megatron checkpoint conversion and the HF parity check",
     ),
+    "grade": (
+        "megatron_o1p.commands.grade",
+        "grade responses: extract the final answer, check it with math-verify",
+    ),
     "demo": ("megatron_o1p.commands.demo", "the embedded demo on tiny models (CPU, minutes)"),
 }
 

@@ -25,6 +25,7 @@ import torch
 from megatron_o1p.checkpoint import dist as dist_ckpt
 from megatron_o1p.checkpoint.safetensors_io import SafetensorsReader, write_sharded
 from megatron_o1p.errors import CheckpointError, ConfigError
+from megatron_o1p.memory import release_freed_tensors_to_os
 from megatron_o1p.models.hf_config import (
     DEFAULT_VOCAB_MULTIPLE,
     ModelArchitecture,
@@ -141,25 +142,6 @@ def _open_weights(hf_dir: Path, allow_bin: bool):
     raise CheckpointError(f"{hf_dir}: no model weights (*.safetensors) found")
 
 
-def _release_freed_tensors_to_os() -> None:
-    """Make glibc serve tensor-sized allocations with mmap, so freeing one returns it to the OS.
-
-    NOTE: glibc raises its mmap threshold to the size of the last freed mmapped block (up to
-    32 MiB), after which layer-sized tensors come from the heap and freed ones stay in the
-    process: streaming 24 layers then grew RSS by one layer per layer (measured with
-    benchmarks/convert_memory.py). A fixed 1 MiB threshold keeps the peak at one parameter.
-    """
-    import ctypes
-    import ctypes.util
-
-    m_mmap_threshold = -3
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(m_mmap_threshold, 1 << 20)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def _initialize_single_process():
     from megatron_o1p.distributed.initialize import ParallelConfig, initialize
 
@@ -227,7 +209,7 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
     from megatron_o1p.models.specs import SPEC_NAMES, buildable_spec
 
     hf_dir, out = Path(cfg.hf_dir), Path(cfg.out)
-    _release_freed_tensors_to_os()
+    release_freed_tensors_to_os()
     if cfg.spec not in SPEC_NAMES:
         raise ConfigError(f"unknown --spec {cfg.spec!r}; choose one of {', '.join(SPEC_NAMES)}")
     spec = buildable_spec() if cfg.spec == "auto" else cfg.spec
@@ -314,7 +296,7 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
         progress: optional tqdm-like object (`reset(total=...)`, `update(1)` per parameter).
     """
     mcore_dir, out = Path(cfg.mcore_dir), Path(cfg.out)
-    _release_freed_tensors_to_os()
+    release_freed_tensors_to_os()
     meta = dist_ckpt.read_checkpoint_meta(mcore_dir)
     arch = ModelArchitecture.from_json(meta["architecture"])
     padded_vocab = meta["padded_vocab_size"]

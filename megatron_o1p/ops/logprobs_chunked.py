@@ -12,19 +12,21 @@ import torch
 
 from megatron_o1p.ops.vocab_shard import VocabShard, combine_row_stats
 
-# Rows per chunk so that one fp32 chunk holds about 64M values (256 MiB).
-_CHUNK_VALUES = 1 << 26
+# Rows per chunk so that one fp32 chunk holds about 32M values (128 MiB).
+_CHUNK_VALUES = 1 << 25
 
 
 def default_chunk_rows(width: int) -> int:
     return max(1, _CHUNK_VALUES // max(width, 1))
 
 
-def _masked_fp32(chunk: torch.Tensor, shard: VocabShard) -> torch.Tensor:
+def _private_fp32(chunk: torch.Tensor, shard: VocabShard) -> torch.Tensor:
+    """An fp32 copy of a chunk that the caller does not share (so in-place ops are safe), with
+    padded columns at -inf."""
     x = chunk.float()
+    if x.data_ptr() == chunk.data_ptr():
+        x = x.clone()
     if shard.valid < shard.width:
-        if x.data_ptr() == chunk.data_ptr():
-            x = x.clone()  # fp32 input: never write into the caller's logits
         x[:, shard.valid :] = float("-inf")
     return x
 
@@ -33,12 +35,13 @@ def chunk_stats(
     chunk: torch.Tensor, local_target: torch.Tensor, owned: torch.Tensor, shard: VocabShard
 ) -> torch.Tensor:
     """[rows, 3] fp32 (max, sum exp(x - max), target logit or 0) of one chunk of this shard."""
-    x = _masked_fp32(chunk, shard)
+    x = _private_fp32(chunk, shard)
     row_max = x.max(-1).values
-    finite_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    sum_exp = torch.exp(x - finite_max[:, None]).sum(-1)
     target = x.gather(-1, local_target[:, None]).squeeze(-1)
     target = torch.where(owned, target, torch.zeros_like(target))
+    # An all-padding shard has max -inf: subtract 0 instead so its sum is exp(-inf) = 0.
+    finite_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    sum_exp = x.sub_(finite_max[:, None]).exp_().sum(-1)
     return torch.stack([row_max, sum_exp, target], -1)
 
 
@@ -66,9 +69,9 @@ class _ChunkedTokenLogprobs(torch.autograd.Function):
         grad_rows = grad_output.reshape(-1).float()
         for i in range(0, rows.shape[0], chunk_rows):
             part = slice(i, i + chunk_rows)
-            x = _masked_fp32(rows[part], shard)
             # d logp / dx = onehot(target) - softmax(x); padded columns have softmax 0.
-            chunk_grad = torch.exp(x - lse[part, None]).mul_(-grad_rows[part, None])
+            chunk_grad = _private_fp32(rows[part], shard)
+            chunk_grad.sub_(lse[part, None]).exp_().mul_(-grad_rows[part, None])
             index = local_target[part, None]
             owned_grad = torch.where(owned[part], grad_rows[part], torch.zeros_like(lse[part]))
             chunk_grad.scatter_add_(-1, index, owned_grad[:, None])
@@ -97,7 +100,7 @@ def chunked_token_entropy(logits, shard: VocabShard, chunk_rows: int | None = No
     rows = logits.reshape(-1, shard.width)
     out = []
     for i in range(0, rows.shape[0], chunk_rows):
-        x = _masked_fp32(rows[i : i + chunk_rows], shard)
+        x = _private_fp32(rows[i : i + chunk_rows], shard)
         row_max = x.max(-1).values
         if shard.tp_group is not None:
             dist.all_reduce(row_max, op=dist.ReduceOp.MAX, group=shard.tp_group)

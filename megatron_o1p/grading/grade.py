@@ -1,0 +1,340 @@
+"""The grade stage: extract each response's final answer and check it against the gold answer.
+
+    o1p grade rollouts.jsonl graded.jsonl [--extract last|first] [--timeout 5] [--workers N]
+    python -m megatron_o1p grade rollouts.parquet graded.parquet
+
+Reads JSONL or parquet rows with `response` and `answer` (and optionally `finish_reason`), and
+writes the same rows, in order, with two more columns: `extracted` (the answer string, or null)
+and `correct` (bool). Rows are streamed in chunks, so files larger than memory work. The output
+is written under a temporary name and renamed when complete: an interrupted run leaves no
+partial file.
+
+Differs from the official O1-Pruner code on purpose:
+- the LAST `\\boxed{}` after `</think>` is graded, not the first in the whole response
+  (`--extract first` restores the official choice);
+- equivalence is math-verify 0.9.0, not the Hendrycks/PRM800K sympy normaliser;
+- outputs cut off at the token limit (`finish_reason == "length"`) are incorrect: math-verify
+  would otherwise accept a number from the middle of unfinished reasoning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from megatron_o1p.errors import ConfigError, DataError
+from megatron_o1p.grading.equivalence import DEFAULT_MEMORY_LIMIT_MB, Grader
+from megatron_o1p.grading.extract import extract_answer
+
+_JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+_PARQUET_SUFFIXES = (".parquet",)
+_OUTPUT_COLUMNS = ("extracted", "correct")
+# Each worker holds sympy (~60 MB resident); at 6-60 ms per answer 16 workers already grade
+# a 100k-row file in minutes, so the default stops there even on a 128-core node.
+_MAX_DEFAULT_WORKERS = 16
+# Stands for an absent column (None is a present null value).
+_MISSING = object()
+
+
+@dataclass
+class GradeConfig:
+    """Settings of the grade stage (flags map one-to-one onto fields)."""
+
+    extract_mode: str = "last"
+    """Which `\\boxed{}` to grade: "last" (default) or "first" (the official O1-Pruner code)."""
+
+    timeout_s: int = 5
+    """Whole seconds per math-verify parse or comparison (an answer gets at most about 3x)."""
+
+    workers: int = 0
+    """math-verify worker processes on this machine; 0 = one per CPU core, at most 16."""
+
+    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    """Address-space limit per worker process in MiB; 0 = no limit."""
+
+    chunk_rows: int = 1024
+    """Rows read, graded and written at a time (bounds memory for large files)."""
+
+    progress: bool = True
+    """Show a tqdm bar on stderr when it is a terminal."""
+
+    def __post_init__(self):
+        if self.extract_mode not in ("last", "first"):
+            raise ConfigError(
+                f"extract mode must be 'last' or 'first', got {self.extract_mode!r}; "
+                "use --extract last (default) or --extract first (official O1-Pruner code)"
+            )
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int):
+            raise ConfigError(f"timeout must be whole seconds, got {self.timeout_s!r}")
+        if self.timeout_s < 1:
+            raise ConfigError(f"timeout must be >= 1 second, got {self.timeout_s}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
+        if self.workers == 0:
+            self.workers = min(os.cpu_count() or 1, _MAX_DEFAULT_WORKERS)
+        if self.chunk_rows < 1:
+            raise ConfigError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+
+
+@dataclass
+class GradeSummary:
+    """Counts over one graded file."""
+
+    rows: int = 0
+    correct: int = 0
+    extracted: int = 0
+    truncated: int = 0
+    timeouts: int = 0
+    """Answers graded incorrect because math-verify ran past the wall-clock guard."""
+    crashes: int = 0
+    """Answers graded incorrect because they crashed a worker."""
+    seconds: float = 0.0
+    out_path: Path | None = None
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.rows if self.rows else 0.0
+
+    @property
+    def extraction_rate(self) -> float:
+        return self.extracted / self.rows if self.rows else 0.0
+
+
+def grade_file(in_path: str | Path, out_path: str | Path, cfg: GradeConfig) -> GradeSummary:
+    """Grade every row of `in_path` and write the rows plus `extracted`, `correct` to `out_path`.
+
+    Args:
+        in_path: JSONL (`.jsonl`, `.json`, `.ndjson`) or parquet (`.parquet`) rollouts.
+        out_path: where to write the graded rows, in the same format as `in_path`.
+        cfg: stage settings.
+
+    Returns:
+        Counts and timing.
+
+    Raises:
+        DataError: a missing or unreadable file, or a row without `response` or `answer`
+            (names the file and row).
+        ConfigError: an output format different from the input's.
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    fmt = _format_of(in_path)
+    if _format_of(out_path) != fmt:
+        raise ConfigError(
+            f"output {out_path} must have the same format as the input {in_path} ({fmt}); "
+            f"give OUT a {' or '.join(_JSONL_SUFFIXES if fmt == 'jsonl' else _PARQUET_SUFFIXES)} "
+            "suffix"
+        )
+    if not in_path.is_file():
+        raise DataError(
+            "no such file; check the path (rollouts come from `o1p sample`)", path=in_path
+        )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    summary = GradeSummary(out_path=out_path)
+    start = time.monotonic()
+    try:
+        with Grader(cfg.workers, cfg.timeout_s, cfg.memory_limit_mb) as grader:
+            if fmt == "jsonl":
+                _grade_jsonl(in_path, tmp, cfg, grader, summary)
+            else:
+                _grade_parquet(in_path, tmp, cfg, grader, summary)
+            summary.timeouts, summary.crashes = grader.timeouts, grader.crashes
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in _JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in _PARQUET_SUFFIXES:
+        return "parquet"
+    raise DataError(
+        f"unknown file format {suffix!r}; use JSONL ({', '.join(_JSONL_SUFFIXES)}) or "
+        f"parquet ({', '.join(_PARQUET_SUFFIXES)})",
+        path=path,
+    )
+
+
+def _progress(cfg: GradeConfig, total: int | None):
+    from tqdm import tqdm
+
+    disable = not (cfg.progress and sys.stderr.isatty())
+    return tqdm(total=total, desc="grade", unit="row", file=sys.stderr, disable=disable)
+
+
+def _check_row(path: Path, row: int, response, answer) -> tuple[str, str]:
+    """The row's response and answer as strings, or a DataError naming the fix."""
+    if response is _MISSING:
+        raise DataError(
+            "no `response` column; grade reads rows with `response` (the model output) and "
+            "`answer` (the gold answer): rename the column or rerun `o1p sample`",
+            path=path,
+            row=row,
+        )
+    if answer is _MISSING:
+        raise DataError(
+            "no `answer` column; add the gold answer of each problem as `answer` "
+            "(carried over from the problems file by `o1p sample`)",
+            path=path,
+            row=row,
+        )
+    if not isinstance(response, str):
+        raise DataError(
+            f"`response` must be a string, got {type(response).__name__}; fix or drop this row",
+            path=path,
+            row=row,
+        )
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise DataError(
+            f"`answer` must be a string or a number, got {type(answer).__name__}; "
+            "fix or drop this row",
+            path=path,
+            row=row,
+        )
+    return response, str(answer)
+
+
+def _grade_chunk(
+    responses: list[str],
+    answers: list[str],
+    finish_reasons: list,
+    cfg: GradeConfig,
+    grader: Grader,
+    summary: GradeSummary,
+) -> tuple[list[str | None], list[bool]]:
+    extracted = [extract_answer(r, cfg.extract_mode) for r in responses]
+    truncated = [reason == "length" for reason in finish_reasons]
+    correct = grader.grade_batch(extracted, answers, truncated)
+    summary.rows += len(responses)
+    summary.correct += sum(correct)
+    summary.extracted += sum(e is not None for e in extracted)
+    summary.truncated += sum(truncated)
+    return extracted, correct
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(row index, row) for each non-blank line; row indices count data rows from 0."""
+    row = 0
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"line {line_no} is not valid JSON ({err.msg}); fix or drop the line",
+                    path=path,
+                    row=row,
+                ) from err
+            if not isinstance(record, dict):
+                raise DataError(
+                    f"line {line_no} is a JSON {type(record).__name__}, not an object with "
+                    "`response` and `answer`",
+                    path=path,
+                    row=row,
+                )
+            yield row, record
+            row += 1
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+    return count
+
+
+def _grade_jsonl(
+    in_path: Path, tmp: Path, cfg: GradeConfig, grader: Grader, summary: GradeSummary
+) -> None:
+    with tmp.open("w", encoding="utf-8") as out, _progress(cfg, _count_lines(in_path)) as bar:
+        chunk: list[dict] = []
+
+        def flush() -> None:
+            checked = [
+                _check_row(in_path, i, r.get("response", _MISSING), r.get("answer", _MISSING))
+                for i, r in chunk
+            ]
+            extracted, correct = _grade_chunk(
+                [c[0] for c in checked],
+                [c[1] for c in checked],
+                [r.get("finish_reason") for _, r in chunk],
+                cfg,
+                grader,
+                summary,
+            )
+            for (_, record), answer, ok in zip(chunk, extracted, correct):
+                record["extracted"], record["correct"] = answer, ok
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.update(len(chunk))
+            chunk.clear()
+
+        for row, record in _jsonl_rows(in_path):
+            chunk.append((row, record))
+            if len(chunk) >= cfg.chunk_rows:
+                flush()
+        if chunk:
+            flush()
+
+
+# --------------------------------------------------------------------------- parquet
+
+
+def _grade_parquet(
+    in_path: Path, tmp: Path, cfg: GradeConfig, grader: Grader, summary: GradeSummary
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(in_path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(f"not a readable parquet file ({err})", path=in_path) from err
+    names = source.schema_arrow.names
+    if "response" not in names or "answer" not in names:
+        present = {c: "" if c in names else _MISSING for c in ("response", "answer")}
+        _check_row(in_path, 0, present["response"], present["answer"])
+    kept = [n for n in names if n not in _OUTPUT_COLUMNS]
+    schema = pa.schema(
+        [source.schema_arrow.field(n) for n in kept]
+        + [pa.field("extracted", pa.string()), pa.field("correct", pa.bool_())]
+    )
+    row = 0
+    with pq.ParquetWriter(tmp, schema) as writer, _progress(cfg, source.metadata.num_rows) as bar:
+        for batch in source.iter_batches(batch_size=cfg.chunk_rows, columns=kept):
+            responses = batch.column("response").to_pylist()
+            answers = batch.column("answer").to_pylist()
+            reasons = (
+                batch.column("finish_reason").to_pylist()
+                if "finish_reason" in kept
+                else [None] * batch.num_rows
+            )
+            checked = [
+                _check_row(in_path, row + i, r, a)
+                for i, (r, a) in enumerate(zip(responses, answers))
+            ]
+            extracted, correct = _grade_chunk(
+                [c[0] for c in checked], [c[1] for c in checked], reasons, cfg, grader, summary
+            )
+            arrays = [batch.column(n) for n in kept]
+            arrays += [pa.array(extracted, pa.string()), pa.array(correct, pa.bool_())]
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            row += batch.num_rows
+            bar.update(batch.num_rows)

@@ -1,0 +1,98 @@
+"""extract.py: boxed answers (nested, \\fbox, first vs last, after </think>, unbalanced), GSM8K
+`####` answers, and linear time on hostile inputs (5,000 nested braces, 1 MB strings)."""
+
+import time
+
+import pytest
+
+from megatron_o1p.grading.extract import (
+    extract_answer,
+    extract_boxed,
+    extract_gsm8k,
+    final_answer_region,
+)
+
+
+def test_final_answer_region():
+    assert final_answer_region("a</think>b</think> c") == " c"
+    assert final_answer_region("no think tags") == "no think tags"
+    assert final_answer_region("<think>unfinished") == "<think>unfinished"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"\boxed{42}", "42"),
+        (r"so \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
+        (r"\boxed{\sqrt{\frac{a}{b^{2}}}}", r"\sqrt{\frac{a}{b^{2}}}"),
+        (r"\fbox{7}", "7"),
+        (r"\boxed { 9 }", "9"),
+        (r"\boxed 5$", "5"),
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),  # escaped braces are literals
+        (r"\boxed{\text{(A)}}", r"\text{(A)}"),
+        (r"\boxedfoo{1}", None),  # another command, not a box
+        (r"\boxed{}", None),
+        (r"\boxed{  }", None),
+        ("no box here", None),
+        (r"\boxed{\frac{1}{2}", None),  # unbalanced (truncated)
+        (r"\boxed", None),
+    ],
+)
+def test_extract_boxed(text, expected):
+    assert extract_boxed(text) == expected
+
+
+def test_first_versus_last():
+    text = r"first \boxed{1}, then \fbox{2}, finally \boxed{3}"
+    assert extract_boxed(text, "last") == "3"
+    assert extract_boxed(text, "first") == "1"
+    assert extract_boxed(r"\boxed{\boxed{5}}", "first") == r"\boxed{5}"
+    assert extract_boxed(r"\boxed{\boxed{5}}", "last") == "5"
+    with pytest.raises(ValueError):
+        extract_boxed(text, "middle")
+
+
+def test_unbalanced_last_box_does_not_fall_back():
+    # A truncated final box is no answer, even if an earlier box was complete.
+    assert extract_boxed(r"\boxed{1} and \boxed{2") is None
+    assert extract_boxed(r"\boxed{1} and \boxed{2", "first") == "1"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("She has 5 left.\n#### 5", "5"),
+        ("#### 1,234", "1234"),
+        ("#### -3.5.", "-3.5"),
+        ("#### $18", "$18"),  # not a bare number: the rest of the line
+        ("#### 1\nmore\n#### 2\n", "2"),
+        ("####", None),
+        ("no marker", None),
+    ],
+)
+def test_extract_gsm8k(text, expected):
+    assert extract_gsm8k(text) == expected
+
+
+def test_extract_answer_prefers_boxed_and_reads_after_think():
+    assert extract_answer("<think>\\boxed{1}</think>\n#### 2") == "2"
+    assert extract_answer("<think>\\boxed{1}</think> so \\boxed{3}") == "3"
+    assert extract_answer("\\boxed{4}\n#### 5") == "4"
+    assert extract_answer("<think>\\boxed{1}</think> no answer") is None
+    assert extract_answer("a \\boxed{1} b \\boxed{2}", mode="first") == "1"
+
+
+def test_deep_nesting_and_megabyte_inputs_are_linear():
+    deep = "\\boxed{" + "{" * 5000 + "1" + "}" * 5000 + "}"
+    digits = "9" * 1_000_000
+    start = time.monotonic()
+    assert extract_boxed(deep) == "{" * 5000 + "1" + "}" * 5000
+    assert extract_boxed("\\boxed{" + "{" * 5000) is None
+    assert extract_answer(f"\\boxed{{{digits}}}") == digits
+    assert extract_answer(digits) is None
+    assert extract_answer("#### " + digits) == digits
+    assert extract_answer("\\boxed{" * 100_000) is None  # 700 KB of unclosed boxes
+    assert extract_answer("####" + "," * 1_000_000) == "," * 1_000_000  # not a number: the line
+    assert extract_answer("\\" * 1_000_000) is None
+    # Quadratic work would take minutes on these; linear takes milliseconds.
+    assert time.monotonic() - start < 10
