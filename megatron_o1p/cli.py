@@ -26,6 +26,14 @@ COMMANDS = {
         "megatron_o1p.commands.grade",
         "grade responses: extract the final answer, check it with math-verify",
     ),
+    "sample": (
+        "megatron_o1p.commands.sample",
+        "sample K responses per problem with vLLM into resumable parquet shards",
+    ),
+    "build-dataset": (
+        "megatron_o1p.commands.build_dataset",
+        "score graded rollouts (R_LH, eq. 8-10) into the training, SFT and DPO datasets",
+    ),
     "demo": ("megatron_o1p.commands.demo", "the embedded demo on tiny models (CPU, minutes)"),
 }
 

@@ -9,8 +9,12 @@ from megatron_o1p.grading.equivalence import DEFAULT_MEMORY_LIMIT_MB
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, metavar="IN", help="rollouts (.jsonl or .parquet)")
-    parser.add_argument("output", type=Path, metavar="OUT", help="graded rows, same format")
+    parser.add_argument(
+        "input", type=Path, metavar="IN", help="rollouts (.jsonl, .parquet, or a shard directory)"
+    )
+    parser.add_argument(
+        "output", type=Path, metavar="OUT", help="graded rows, same format (a directory for one)"
+    )
     parser.add_argument(
         "--extract",
         choices=("last", "first"),

@@ -9,6 +9,12 @@ and `correct` (bool). Rows are streamed in chunks, so files larger than memory w
 is written under a temporary name and renamed when complete: an interrupted run leaves no
 partial file.
 
+Directory mode (`o1p grade rollouts/ graded/`): IN is an `o1p sample` output directory; every
+complete `part-*.parquet` shard is graded into OUT under the same name (written as `.tmp`, then
+renamed), with one worker pool for all shards. Shards already graded in OUT are skipped, so a
+killed grade resumes. Rollout shards name the response `response_text`; a file without a
+`response` column is graded from `response_text`.
+
 Differs from the official O1-Pruner code on purpose:
 - the LAST `\\boxed{}` after `</think>` is graded, not the first in the whole response
   (`--extract first` restores the official choice);
@@ -122,6 +128,8 @@ def grade_file(in_path: str | Path, out_path: str | Path, cfg: GradeConfig) -> G
         ConfigError: an output format different from the input's.
     """
     in_path, out_path = Path(in_path), Path(out_path)
+    if in_path.is_dir():
+        return grade_dir(in_path, out_path, cfg)
     fmt = _format_of(in_path)
     if _format_of(out_path) != fmt:
         raise ConfigError(
@@ -151,6 +159,56 @@ def grade_file(in_path: str | Path, out_path: str | Path, cfg: GradeConfig) -> G
     return summary
 
 
+def grade_dir(in_dir: str | Path, out_dir: str | Path, cfg: GradeConfig) -> GradeSummary:
+    """Grade every complete `part-*.parquet` shard of `in_dir` into `out_dir`, same names.
+
+    Shards already present in `out_dir` are skipped (resume); each new one is written under a
+    temporary name and renamed when complete.
+
+    Args:
+        in_dir: an `o1p sample` output directory.
+        out_dir: the graded directory (created if needed; must differ from `in_dir`).
+        cfg: stage settings.
+
+    Returns:
+        Counts over the shards graded by this call.
+
+    Raises:
+        DataError: no complete shard in `in_dir`, or a bad row.
+        ConfigError: `out_dir` is `in_dir` or a file.
+    """
+    from megatron_o1p.data.shards import complete_shards
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"IN {in_dir} is a directory, so OUT {out_dir} must be one too")
+    if out_dir.resolve() == in_dir.resolve():
+        raise ConfigError(f"OUT must differ from IN ({in_dir}); grade into a new directory")
+    shards = complete_shards(in_dir)
+    if not shards:
+        raise DataError(
+            "no complete part-*.parquet shards; run `o1p sample --out` into it first",
+            path=str(in_dir),
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = GradeSummary(out_path=out_dir)
+    start = time.monotonic()
+    with Grader(cfg.workers, cfg.timeout_s, cfg.memory_limit_mb) as grader:
+        for path in shards.values():
+            final = out_dir / path.name
+            if final.is_file():
+                continue
+            tmp = final.with_name(final.name + ".tmp")
+            try:
+                _grade_parquet(path, tmp, cfg, grader, summary)
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+        summary.timeouts, summary.crashes = grader.timeouts, grader.crashes
+    summary.seconds = time.monotonic() - start
+    return summary
+
+
 # --------------------------------------------------------------------------- shared steps
 
 
@@ -172,6 +230,15 @@ def _progress(cfg: GradeConfig, total: int | None):
 
     disable = not (cfg.progress and sys.stderr.isatty())
     return tqdm(total=total, desc="grade", unit="row", file=sys.stderr, disable=disable)
+
+
+def _response_column(names) -> str:
+    """`response`, or `response_text` (rollout shards) when there is no `response`."""
+    return "response" if "response" in names or "response_text" not in names else "response_text"
+
+
+def _response_of(record: dict):
+    return record.get(_response_column(record), _MISSING)
 
 
 def _check_row(path: Path, row: int, response, answer) -> tuple[str, str]:
@@ -269,8 +336,7 @@ def _grade_jsonl(
 
         def flush() -> None:
             checked = [
-                _check_row(in_path, i, r.get("response", _MISSING), r.get("answer", _MISSING))
-                for i, r in chunk
+                _check_row(in_path, i, _response_of(r), r.get("answer", _MISSING)) for i, r in chunk
             ]
             extracted, correct = _grade_chunk(
                 [c[0] for c in checked],
@@ -308,9 +374,10 @@ def _grade_parquet(
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(f"not a readable parquet file ({err})", path=in_path) from err
     names = source.schema_arrow.names
-    if "response" not in names or "answer" not in names:
-        present = {c: "" if c in names else _MISSING for c in ("response", "answer")}
-        _check_row(in_path, 0, present["response"], present["answer"])
+    response_column = _response_column(names)
+    if response_column not in names or "answer" not in names:
+        present = {c: "" if c in names else _MISSING for c in (response_column, "answer")}
+        _check_row(in_path, 0, present[response_column], present["answer"])
     kept = [n for n in names if n not in _OUTPUT_COLUMNS]
     schema = pa.schema(
         [source.schema_arrow.field(n) for n in kept]
@@ -319,7 +386,7 @@ def _grade_parquet(
     row = 0
     with pq.ParquetWriter(tmp, schema) as writer, _progress(cfg, source.metadata.num_rows) as bar:
         for batch in source.iter_batches(batch_size=cfg.chunk_rows, columns=kept):
-            responses = batch.column("response").to_pylist()
+            responses = batch.column(response_column).to_pylist()
             answers = batch.column("answer").to_pylist()
             reasons = (
                 batch.column("finish_reason").to_pylist()

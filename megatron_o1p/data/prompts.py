@@ -1,0 +1,93 @@
+"""Prompts: a problem -> chat messages -> the model's chat template -> prompt token ids.
+
+The system prompt asks for the final answer in `\\boxed{}` (as the official O1-Pruner code
+does). `speed="fast"` appends the paper's fast-solving baseline suffix to the user turn
+(O1-Pruner, arXiv 2501.12570, sec. 4.1 baselines: "Be confident. Solving this problem quickly
+with less pause, stop or reflection.").
+
+The template is rendered to text with the tokenizer's own `apply_chat_template`
+(`add_generation_prompt=True`), then encoded without adding special tokens again, so the ids
+are exactly what the template spells. Tokenizers are loaded with `trust_remote_code=False`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from megatron_o1p.errors import ConfigError, SetupError
+
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+FAST_SUFFIX = "Be confident. Solving this problem quickly with less pause, stop or reflection."
+SPEED_PROMPTS = ("normal", "fast")
+
+
+def load_tokenizer(model_dir: str | Path):
+    """The HF tokenizer of `model_dir` (offline-capable, no remote code).
+
+    Raises:
+        SetupError: the folder has no loadable tokenizer.
+        ConfigError: the tokenizer has no chat template.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    except Exception as err:  # transformers raises OSError, ValueError, ...
+        raise SetupError(
+            f"cannot load a tokenizer from {model_dir} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); pass an HF model folder"
+        ) from err
+    if not getattr(tok, "chat_template", None):
+        raise ConfigError(
+            f"the tokenizer in {model_dir} has no chat_template; use an instruct/chat model "
+            "or add a chat template to tokenizer_config.json"
+        )
+    return tok
+
+
+def build_messages(
+    problem: str, *, speed: str = "normal", system_prompt: str = SYSTEM_PROMPT
+) -> list[dict]:
+    """System + user messages for one problem.
+
+    Args:
+        problem: the problem text.
+        speed: "normal", or "fast" to append `FAST_SUFFIX` to the user turn.
+        system_prompt: the system turn; "" for none.
+
+    Returns:
+        Chat messages (`role`, `content`).
+    """
+    if speed not in SPEED_PROMPTS:
+        raise ConfigError(f"speed prompt must be one of {SPEED_PROMPTS}, got {speed!r}")
+    user = problem if speed == "normal" else f"{problem}\n{FAST_SUFFIX}"
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return messages + [{"role": "user", "content": user}]
+
+
+def prompt_ids(
+    tokenizer, problem: str, *, speed: str = "normal", system_prompt: str = SYSTEM_PROMPT
+) -> list[int]:
+    """Token ids of the chat prompt for `problem`, ending where the assistant turn starts.
+
+    Templates that reject a system role (e.g. Gemma's) get the system prompt prepended to
+    the user turn instead.
+
+    Args:
+        tokenizer: an HF tokenizer with a chat template.
+        problem: the problem text.
+        speed: "normal" or "fast".
+        system_prompt: the system turn; "" for none.
+
+    Returns:
+        [P] prompt token ids.
+    """
+    messages = build_messages(problem, speed=speed, system_prompt=system_prompt)
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception:  # jinja2 TemplateError raised by "system role not supported" templates
+        if not system_prompt:
+            raise
+        merged = [{"role": "user", "content": f"{system_prompt}\n\n{messages[-1]['content']}"}]
+        text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
