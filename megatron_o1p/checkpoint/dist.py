@@ -234,8 +234,18 @@ def write_checkpoint_meta(ckpt_dir: Path, meta: dict) -> None:
     tmp.replace(ckpt_dir / CHECKPOINT_META)
 
 
-def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta: dict) -> Path:
-    """Save this rank's model chunks with megatron's `dist_checkpointing.save` (all ranks call).
+def model_sharded_state(model_chunks: list) -> dict:
+    """The sharded state dict of this rank's model chunks (one chunk, or model0, model1, ...)."""
+    if len(model_chunks) == 1:
+        return model_chunks[0].sharded_state_dict(metadata=sharding_metadata())
+    return {
+        f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
+        for i, chunk in enumerate(model_chunks)
+    }
+
+
+def save_state(state: dict, ckpt_dir: str | Path, *, iteration: int, meta: dict) -> Path:
+    """Save a (sharded) state dict with megatron's `dist_checkpointing.save` (all ranks call).
 
     Written to a temporary folder and renamed to `iter_{iteration:07d}` once every rank has
     finished; the tracker file and `o1p_checkpoint.json` are replaced last, so a crash at any
@@ -254,14 +264,7 @@ def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
     dist.barrier()
-    if len(model_chunks) == 1:
-        request = model_chunks[0].sharded_state_dict(metadata=sharding_metadata())
-    else:
-        request = {
-            f"model{i}": chunk.sharded_state_dict(metadata=sharding_metadata())
-            for i, chunk in enumerate(model_chunks)
-        }
-    dist_checkpointing.save(request, str(tmp))
+    dist_checkpointing.save(state, str(tmp))
     dist.barrier()
     if dist.get_rank() == 0:
         if not (tmp / "common.pt").exists():
@@ -274,18 +277,19 @@ def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta
         tmp.rename(final)
         write_checkpoint_meta(
             ckpt_dir,
-            {
-                **meta,
-                "format_version": FORMAT_VERSION,
-                "iteration": iteration,
-                "sharding_metadata": sharding_metadata(),
-            },
-        )
+            {**meta, "format_version": FORMAT_VERSION, "iteration": iteration,
+             "sharding_metadata": sharding_metadata()},
+        )  # fmt: skip
         tracker_tmp = ckpt_dir / f".{TRACKER}.tmp"
         tracker_tmp.write_text(f"{iteration}\n")
         tracker_tmp.replace(ckpt_dir / TRACKER)
     dist.barrier()
     return final
+
+
+def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta: dict) -> Path:
+    """Save only the model weights of this rank's chunks (see `save_state`)."""
+    return save_state(model_sharded_state(model_chunks), ckpt_dir, iteration=iteration, meta=meta)
 
 
 def stored_keys(iteration_dir: Path) -> dict:

@@ -1,0 +1,177 @@
+"""Training data: scored rows -> padded, length-grouped micro-batches (batch-first).
+
+Columns read from the parquet file (one row per sequence; DPO: one row per pair):
+
+    o1-pruner: prompt_ids, response_ids, advantage (normalised R_LH), ref_logprobs
+               (log pi_ref of each response token, from `o1p ref-logprobs`)
+    sft:       prompt_ids, response_ids
+    dpo:       prompt_ids, chosen_ids, rejected_ids, ref_chosen_logprob, ref_rejected_logprob
+               (sequence sums, from `o1p ref-logprobs`)
+
+A sequence is prompt + response, cut at `seq_length + 1` tokens (the official code truncated long
+chains of thought silently; we cut too, but count them: `data/truncated_frac`). Inputs are
+tokens[:-1], targets tokens[1:]; the loss mask covers positions whose target is a response token.
+
+Order: each epoch visits the rows in a permutation seeded by (seed, epoch); step i takes the
+next `global_batch_size` rows (an incomplete last batch is dropped), data-parallel rank r takes
+its contiguous share, sorted by length so each micro-batch pads little. The position in the
+data is therefore a function of the iteration alone, which is what resume restores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from megatron_o1p.errors import DataError
+
+REQUIRED = {
+    "o1-pruner": ("prompt_ids", "response_ids", "advantage", "ref_logprobs"),
+    "sft": ("prompt_ids", "response_ids"),
+    "dpo": ("prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logprob",
+            "ref_rejected_logprob"),
+}  # fmt: skip
+
+
+@dataclass
+class Sequence:
+    tokens: list[int]
+    """prompt + response, truncated to seq_length + 1."""
+    prompt_len: int
+    ref_logprobs: list[float] | None = None
+    """Per response token (aligned to the response), truncated with it."""
+    advantage: float = 0.0
+    ref_seq_logprob: float = 0.0
+    truncated: bool = False
+
+
+def _sequence(prompt, response, seq_length, **extra) -> Sequence:
+    tokens = list(prompt) + list(response)
+    truncated = len(tokens) > seq_length + 1
+    seq = Sequence(tokens[: seq_length + 1], len(prompt), truncated=truncated, **extra)
+    if seq.ref_logprobs is not None:
+        seq.ref_logprobs = list(seq.ref_logprobs)[: max(0, len(seq.tokens) - len(prompt))]
+    return seq
+
+
+def load_rows(path: Path, loss: str) -> list[dict]:
+    """Read and validate the dataset; one-line DataError naming the file, row and fix."""
+    import math
+
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("not found; build it with `o1p build-dataset`", path=str(path))
+    table = pq.read_table(path)
+    missing = [c for c in REQUIRED[loss] if c not in table.column_names]
+    if missing:
+        fix = ("run `o1p ref-logprobs` on it first" if any("ref" in c for c in missing)
+               else "rebuild it with `o1p build-dataset`")  # fmt: skip
+        raise DataError(f"missing column(s) {missing} for --loss {loss}; {fix}", path=str(path))
+    rows = table.select(list(REQUIRED[loss])).to_pylist()
+    if not rows:
+        raise DataError("has no rows; check the build-dataset step", path=str(path))
+    for index, row in enumerate(rows):
+        if not row["prompt_ids"]:
+            raise DataError("prompt_ids is empty; rebuild the dataset", path=str(path), row=index)
+        for key in ("advantage", "ref_chosen_logprob", "ref_rejected_logprob"):
+            if key in row and not math.isfinite(row[key]):
+                raise DataError(f"{key} is {row[key]}; rebuild the dataset (rewards must be "
+                                "finite)", path=str(path), row=index)  # fmt: skip
+        if loss == "o1-pruner" and len(row["ref_logprobs"]) != len(row["response_ids"]):
+            raise DataError(f"ref_logprobs has {len(row['ref_logprobs'])} values for "
+                            f"{len(row['response_ids'])} response tokens; rerun `o1p "
+                            "ref-logprobs`", path=str(path), row=index)  # fmt: skip
+    return rows
+
+
+def to_sequences(rows: list[dict], loss: str, seq_length: int) -> list[list[Sequence]]:
+    """One list per row: [sequence] for o1-pruner/sft, [chosen, rejected] for dpo."""
+    out = []
+    for row in rows:
+        if loss == "dpo":
+            out.append([
+                _sequence(row["prompt_ids"], row["chosen_ids"], seq_length,
+                          ref_seq_logprob=row["ref_chosen_logprob"]),
+                _sequence(row["prompt_ids"], row["rejected_ids"], seq_length,
+                          ref_seq_logprob=row["ref_rejected_logprob"]),
+            ])  # fmt: skip
+        else:
+            out.append([_sequence(row["prompt_ids"], row["response_ids"], seq_length,
+                                  ref_logprobs=row.get("ref_logprobs"),
+                                  advantage=row.get("advantage", 0.0))])  # fmt: skip
+    return out
+
+
+def collate(sequences: list[Sequence], pad_to: int, pad_id: int = 0) -> dict:
+    """A micro-batch dict (see training/forward_step.py) padded to `pad_to` positions."""
+    batch = len(sequences)
+    tokens = torch.full((batch, pad_to), pad_id, dtype=torch.long)
+    targets = torch.full((batch, pad_to), pad_id, dtype=torch.long)
+    loss_mask = torch.zeros(batch, pad_to)
+    ref_logprobs = torch.zeros(batch, pad_to)
+    for i, seq in enumerate(sequences):
+        n = len(seq.tokens) - 1
+        tokens[i, :n] = torch.tensor(seq.tokens[:-1])
+        targets[i, :n] = torch.tensor(seq.tokens[1:])
+        first = max(seq.prompt_len - 1, 0)  # position whose target is the first response token
+        loss_mask[i, first:n] = 1
+        if seq.ref_logprobs is not None and n > first:
+            ref_logprobs[i, first:n] = torch.tensor(seq.ref_logprobs[: n - first])
+    return {
+        "tokens": tokens,
+        "position_ids": torch.arange(pad_to).expand(batch, pad_to).contiguous(),
+        "targets": targets,
+        "loss_mask": loss_mask,
+        "ref_logprobs": ref_logprobs,
+        "advantages": torch.tensor([s.advantage for s in sequences], dtype=torch.float32),
+        "ref_seq_logprobs": torch.tensor([s.ref_seq_logprob for s in sequences]),
+    }
+
+
+class StepBatches:
+    """Which rows each optimizer step uses, on this data-parallel rank."""
+
+    def __init__(
+        self,
+        examples: list[list[Sequence]],
+        global_batch_size: int,
+        micro_batch_size: int,
+        dp_rank: int,
+        dp_size: int,
+        seed: int,
+    ):
+        self.examples, self.seed = examples, seed
+        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
+        self.dp_rank, self.dp_size = dp_rank, dp_size
+        self.steps_per_epoch = len(examples) // global_batch_size
+
+    def global_rows_of_step(self, iteration: int) -> list[int]:
+        """Every row of step `iteration`, over all data-parallel ranks."""
+        epoch, step = divmod(iteration, self.steps_per_epoch)
+        generator = torch.Generator().manual_seed(self.seed * 1000003 + epoch)
+        order = torch.randperm(len(self.examples), generator=generator).tolist()
+        return order[step * self.global_batch_size : (step + 1) * self.global_batch_size]
+
+    def rows_of_step(self, iteration: int) -> list[int]:
+        """This data-parallel rank's rows of step `iteration`."""
+        rows = self.global_rows_of_step(iteration)
+        share = self.global_batch_size // self.dp_size
+        return rows[self.dp_rank * share : (self.dp_rank + 1) * share]
+
+    def micro_batches(self, iteration: int, pad_multiple: int, fixed_length: int | None):
+        """The micro-batch dicts of step `iteration` for this rank, shortest first."""
+        rows = sorted(self.rows_of_step(iteration),
+                      key=lambda r: max(len(s.tokens) for s in self.examples[r]))  # fmt: skip
+        out = []
+        for i in range(0, len(rows), self.micro_batch_size):
+            group = rows[i : i + self.micro_batch_size]
+            # DPO: chosen rows first, then rejected, as forward_step expects
+            seqs = [self.examples[r][k] for k in range(len(self.examples[group[0]])) for r in group]
+            longest = max(len(s.tokens) - 1 for s in seqs)
+            pad_to = fixed_length or -(-longest // pad_multiple) * pad_multiple
+            out.append(collate(seqs, pad_to))
+        return out

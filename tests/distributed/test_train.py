@@ -1,0 +1,149 @@
+"""`o1p train` end to end on a tiny converted model: the same loss curve at TP=1, TP=2 and PP=2;
+a stopped (and a SIGKILLed) run resumes to bitwise the same weights; SFT and DPO learn; bad
+input fails in one line before any compute."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.helpers.run import _env, error_line, run_o1p, run_torchrun
+from tests.helpers.toy_data import write_toy_dataset
+
+pytestmark = pytest.mark.distributed
+COMMON = ["--global-batch-size", "4", "--micro-batch-size", "2", "--seq-length", "32",
+          "--lr", "1e-3"]  # fmt: skip
+
+
+def _losses(stdout: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\| loss: ([-0-9.E+]+)", stdout)]
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    return write_toy_dataset(tmp_path_factory.mktemp("data") / "train.parquet")
+
+
+def _train(nproc, mcore, data, save, *extra):
+    args = ["train", "--load", mcore, "--data", data, "--save", save, *COMMON, *extra]
+    return run_torchrun(nproc, *args) if nproc > 1 else run_o1p(*args)
+
+
+def test_loss_curve_is_the_same_at_tp1_tp2_pp2(qwen2_mcore, toy_data, tmp_path):
+    curves = {}
+    for name, nproc, extra in (("tp1", 1, []), ("tp2", 2, ["--tensor-model-parallel-size", "2"]),
+                               ("pp2", 2, ["--pipeline-model-parallel-size", "2"])):  # fmt: skip
+        proc = _train(nproc, qwen2_mcore, toy_data, tmp_path / name, "--train-iters", "3", *extra)
+        curves[name] = _losses(proc.stdout)
+    assert len(curves["tp1"]) == 3 and len(set(curves["tp1"])) == 3  # it trains: losses move
+    for name in ("tp2", "pp2"):
+        assert curves[name] == pytest.approx(curves["tp1"], rel=1e-5, abs=1e-6), name
+
+
+def _weights(run_dir):
+    from megatron_o1p.checkpoint.dist import GlobalTensorReader, resolve_iteration_dir
+
+    reader = GlobalTensorReader(resolve_iteration_dir(run_dir))
+    keys = [k for k, v in reader.metadata.state_dict_metadata.items() if hasattr(v, "chunks")]
+    return {k: reader.read(k) for k in keys}
+
+
+def test_stopped_and_killed_runs_resume_bitwise(qwen2_mcore, toy_data, tmp_path):
+    iters = ["--train-iters", "6"]
+    straight = _train(1, qwen2_mcore, toy_data, tmp_path / "straight", *iters)
+    reference = _weights(tmp_path / "straight")
+    assert any(k.startswith("optimizer.") for k in reference)  # optimizer state is saved too
+
+    _train(1, qwen2_mcore, toy_data, tmp_path / "stopped", *iters, "--exit-after-iters", "2")
+    resumed = _train(1, qwen2_mcore, toy_data, tmp_path / "stopped", *iters)
+    assert "resumed" in resumed.stdout and "at iteration 2/6" in resumed.stdout
+    assert _losses(resumed.stdout) == _losses(straight.stdout)[2:]
+
+    # SIGKILL once the first periodic checkpoint is complete, then rerun the same command.
+    killed = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "megatron_o1p",
+        "train",
+        "--load",
+        str(qwen2_mcore),
+        "--data",
+        str(toy_data),
+        "--save",
+        str(killed),
+        *COMMON,
+        *iters,
+        "--save-interval",
+        "1",
+    ]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tracker = killed / "latest_checkpointed_iteration.txt"
+    deadline = time.time() + 120
+    while not tracker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _train(1, qwen2_mcore, toy_data, killed, *iters)
+    for run in (tmp_path / "stopped", killed):
+        weights = _weights(run)
+        assert weights.keys() == reference.keys()
+        assert all(torch.equal(weights[k], reference[k]) for k in reference), run.name
+
+
+def test_resume_at_another_layout(qwen2_mcore, toy_data, tmp_path):
+    run = tmp_path / "run"
+    _train(1, qwen2_mcore, toy_data, run, "--train-iters", "4", "--exit-after-iters", "2")
+    proc = _train(2, qwen2_mcore, toy_data, run, "--train-iters", "4",
+                  "--tensor-model-parallel-size", "2")  # fmt: skip
+    assert "at iteration 2/4" in proc.stdout and len(_losses(proc.stdout)) == 2
+    assert (run / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
+
+
+@pytest.mark.parametrize("loss", ["sft", "dpo"])
+def test_baseline_losses_decrease(qwen2_mcore, tmp_path, loss):
+    data = write_toy_dataset(tmp_path / "d.parquet", rows=4)
+    proc = _train(1, qwen2_mcore, data, tmp_path / "run", "--loss", loss, "--train-iters", "8",
+                  "--lr", "3e-3", "--lr-warmup-fraction", "0")  # fmt: skip
+    losses = _losses(proc.stdout)
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.1, losses
+
+
+def test_trained_checkpoint_converts_to_hf(qwen2_mcore, toy_data, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    _train(1, qwen2_mcore, toy_data, tmp_path / "run", "--train-iters", "1")
+    run_o1p("convert", "mcore-to-hf", "--mcore-dir", tmp_path / "run", "--out", tmp_path / "hf")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32)
+    assert model.config.vocab_size == 1000
+
+
+@pytest.mark.parametrize(
+    "override, extra, message",
+    [
+        (dict(drop="ref_logprobs"), [], "run `o1p ref-logprobs` on it first"),
+        (dict(prompt_ids=[5000, 1]), [], "the data was tokenized with another tokenizer"),
+        (dict(advantage=float("nan")), [], "advantage is nan"),
+        ({}, ["--global-batch-size", "3"], "must be a multiple of --micro-batch-size (2)"),
+        ({}, ["--seq-length", "100000"], "exceeds the model's max positions"),
+        (dict(rows=0), [], "has no rows"),
+    ],
+)
+def test_bad_input_one_line(qwen2_mcore, tmp_path, override, extra, message):
+    import pyarrow.parquet as pq
+
+    override = dict(override)
+    rows, drop = override.pop("rows", 16), override.pop("drop", None)
+    data = write_toy_dataset(tmp_path / "d.parquet", rows=rows, **override)
+    if drop:
+        table = pq.read_table(data)
+        pq.write_table(table.drop_columns([drop]), data)
+    args = ["train", "--load", qwen2_mcore, "--data", data, "--save", tmp_path / "run", *COMMON,
+            "--train-iters", "1", *extra]  # fmt: skip
+    line = error_line(run_o1p(*args, check=False))
+    assert message in line, line
+    assert not (tmp_path / "run").exists()
