@@ -34,6 +34,10 @@ COMMANDS = {
         "megatron_o1p.commands.build_dataset",
         "score graded rollouts (R_LH, eq. 8-10) into the training, SFT and DPO datasets",
     ),
+    "ref-logprobs": (
+        "megatron_o1p.commands.ref_logprobs",
+        "reference log-probs of a dataset, computed once (torchrun for several ranks)",
+    ),
     "train": (
         "megatron_o1p.commands.train",
         "train with the O1-Pruner, SFT or DPO loss (torchrun for several ranks)",
