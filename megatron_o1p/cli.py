@@ -34,6 +34,10 @@ COMMANDS = {
         "megatron_o1p.commands.build_dataset",
         "score graded rollouts (R_LH, eq. 8-10) into the training, SFT and DPO datasets",
     ),
+    "analyze": (
+        "megatron_o1p.commands.analyze",
+        "length-disharmony study (paper sec. 3): accuracy per length interval, CSV and plot",
+    ),
     "ref-logprobs": (
         "megatron_o1p.commands.ref_logprobs",
         "reference log-probs of a dataset, computed once (torchrun for several ranks)",
