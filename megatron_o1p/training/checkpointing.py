@@ -47,9 +47,14 @@ def _sharded_training_state(chunks, optimizer, parallel, is_loading: bool) -> di
         (parallel.pp_size, parallel.tp_size), (parallel.pp_rank, parallel.tp_rank),
         replica_id=parallel.dp_rank,
     )  # fmt: skip
+    # The distributed optimizer's state is saved in the model's parameter space, so it reshards
+    # across TP/PP/DP like the weights (megatron's default too; stated for 0.16-0.19 alike).
+    opt_metadata = {"distrib_optim_sharding_type": "fully_sharded_model_space"}
     return {
         "model": model,
-        "optimizer": optimizer.sharded_state_dict(model, is_loading=is_loading),
+        "optimizer": optimizer.sharded_state_dict(
+            model, is_loading=is_loading, metadata=opt_metadata
+        ),
         "rng_state": rng,
     }
 

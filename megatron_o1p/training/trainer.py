@@ -71,7 +71,7 @@ def _build(cfg: TrainConfig, arch, meta, state):
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
     from megatron_o1p.models.builder import ModelOptions, build_gpt_chunks
-    from megatron_o1p.models.specs import resolve_spec_name
+    from megatron_o1p.models.specs import resolve_spec_name, transformer_engine_usable
 
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
     chunks = build_gpt_chunks(arch, state, ModelOptions(
@@ -81,7 +81,9 @@ def _build(cfg: TrainConfig, arch, meta, state):
     ))  # fmt: skip
     if cfg.freeze_layers is not None:
         _freeze_all_but_last(chunks, arch.num_layers - cfg.freeze_layers)
-    distributed_optimizer = torch.cuda.is_available()  # needs apex/TE to resume on the CPU
+    # The distributed optimizer resumes only with TE's/apex's Adam (torch's fallback never
+    # creates the `step` state it reloads), so use it where TE runs; else megatron's normal one.
+    distributed_optimizer = transformer_engine_usable()
     ddp_config = DistributedDataParallelConfig(
         grad_reduce_in_fp32=True, use_distributed_optimizer=distributed_optimizer
     )
