@@ -186,10 +186,15 @@ def compute_ref_logprobs(cfg: RefLogprobsConfig) -> dict:
 
 def _mismatch(table, rollouts: Path, threshold: float) -> dict:
     """Mean |ref - sampler| log-prob per token over rows matched to their rollout sample."""
-    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
-    sampled = ds.dataset(str(rollouts), format="parquet").to_table(
-        columns=["problem_id", "sample_index", "sampler_logprobs"]).to_pylist()  # fmt: skip
+    rollouts = Path(rollouts)
+    shards = sorted(rollouts.glob("part-*.parquet")) if rollouts.is_dir() else [rollouts]
+    if not shards:
+        raise DataError("no part-*.parquet shards; pass the `o1p sample` output folder",
+                        path=str(rollouts))  # fmt: skip
+    columns = ["problem_id", "sample_index", "sampler_logprobs"]
+    sampled = [row for shard in shards for row in pq.read_table(shard, columns=columns).to_pylist()]
     by_key = {(str(r["problem_id"]), r["sample_index"]): r["sampler_logprobs"] for r in sampled}
     diffs, flagged, matched = [], 0, 0
     for row in table.select(["problem_id", "sample_index", "ref_logprobs"]).to_pylist():

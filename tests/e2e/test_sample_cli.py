@@ -9,6 +9,7 @@ and the sampler log-probs against an HF fp32 forward (raw, not shifted by one).
 """
 
 import json
+import re
 import shutil
 
 import pyarrow.parquet as pq
@@ -185,3 +186,28 @@ def test_grade_and_build_dataset_on_the_shards(reference, tmp_path):
         assert (out.parent / name).is_file()
     proc = run_o1p("build-dataset", "--rollouts", reference, "--out", out, check=False)
     assert "missing column(s) ['correct']; run `o1p grade`" in error_line(proc)
+
+
+def test_megatron_ref_logprobs_match_the_sampler(reference, model, tmp_path):
+    """vLLM's raw sampling log-probs vs the megatron model's (converted checkpoint, `o1p
+    ref-logprobs`) on the same tokens: close (vLLM runs bf16 on the CPU) and not shifted."""
+    graded = tmp_path / "graded"
+    run_o1p("grade", reference, graded, "--workers", "1", timeout=120)
+    data = tmp_path / "train.parquet"
+    run_o1p("build-dataset", "--rollouts", graded, "--out", data, "--rows-per-problem", "all")
+    mcore = tmp_path / "mcore"
+    run_o1p("convert", "hf-to-mcore", "--hf-dir", model, "--out", mcore)
+    proc = run_o1p("ref-logprobs", "--load", mcore, "--data", data, "--seq-length", 256,
+                   "--rollouts", reference)  # fmt: skip
+    match = re.search(r"per token = ([0-9.]+) over (\d+) sequences", proc.stdout)
+    assert match and int(match.group(2)) == 20, proc.stdout
+    assert float(match.group(1)) < 0.05
+    sampled = {
+        (r["problem_id"], r["sample_index"]): r["sampler_logprobs"] for r in _rows(reference)
+    }
+    aligned, shifted = [], []
+    for row in pq.read_table(data).to_pylist():
+        ours, theirs = row["ref_logprobs"], sampled[(row["problem_id"], row["sample_index"])]
+        aligned += [abs(a - b) for a, b in zip(ours, theirs)]
+        shifted += [abs(a - b) for a, b in zip(ours[1:], theirs)]
+    assert sum(aligned) / len(aligned) * 3 < sum(shifted) / len(shifted)
