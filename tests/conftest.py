@@ -33,6 +33,21 @@ def tiny_llama(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def vllm_tiny_qwen2(tmp_path_factory):
+    """Qwen2 that vLLM's CPU attention accepts (head_dim 64: hidden 128, 2 heads)."""
+    from megatron_o1p.testing.tiny_models import build_tiny_qwen2
+
+    return build_tiny_qwen2(
+        tmp_path_factory.mktemp("vllm") / "qwen2",
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+
+
+@pytest.fixture(scope="session")
 def qwen2_mcore(tiny_qwen2, tmp_path_factory):
     out = tmp_path_factory.mktemp("mcore") / "qwen2"
     run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_qwen2, "--out", out, "--spec", "local")

@@ -30,18 +30,8 @@ DEADLINE_S = 300
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from megatron_o1p.testing.tiny_models import build_tiny_qwen2
-
-    # vLLM's CPU attention needs head_dim 32/64/...: 128 / 2 heads.
-    return build_tiny_qwen2(
-        tmp_path_factory.mktemp("vllm") / "qwen2",
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
+def model(vllm_tiny_qwen2):
+    return vllm_tiny_qwen2
 
 
 @pytest.fixture(scope="module")
