@@ -46,6 +46,14 @@ COMMANDS = {
         "megatron_o1p.commands.train",
         "train with the O1-Pruner, SFT or DPO loss (torchrun for several ranks)",
     ),
+    "evaluate": (
+        "megatron_o1p.commands.evaluate",
+        "accuracy and response length of an HF model on benchmarks (vLLM, graded)",
+    ),
+    "compare": (
+        "megatron_o1p.commands.compare",
+        "compare evaluated runs with a baseline: accuracy, length, AES (paper Table 2)",
+    ),
     "demo": ("megatron_o1p.commands.demo", "the embedded demo on tiny models (CPU, minutes)"),
 }
 
