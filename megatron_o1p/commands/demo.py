@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_demo(args.workdir, size=args.size)
     print("\nLength disharmony of the base model's samples (paper Table 1):")
     print(result["disharmony"].strip())
-    print("\nGreedy evaluation on the held-out test set (paper Table 2; d = digits):")
+    print("\nGreedy evaluation on the held-out test set (paper Table 2; nK = K terms):")
     print(result["compare"].strip())
     print()
     print(format_claims(claims(result["eval_dir"], result["pruner_runs"][-1])))

@@ -44,28 +44,28 @@ class DemoSize:
     """Everything that scales the demo's cost. `full` is the README's demo; `ci` only checks
     that every stage runs and writes its files."""
 
-    sft_traces: int = 24000
-    base_iters: int = 360
-    train_problems: int = 512
+    sft_traces: int = 40000
+    base_iters: int = 800
+    train_problems: int = 384
     num_samples: int = 8
-    test_per_digit: int = 250
+    test_per_level: int = 250
     sampled_eval: bool = True
     task: demo_task.TaskConfig = field(default_factory=demo_task.TaskConfig)
-    global_batch: int = 64
+    global_batch: int = 48
 
 
 SIZES = {
     "full": DemoSize(),
-    # 1-2 digit sums, so that a base model trained for seconds already solves some of its
-    # samples (the SFT and DPO baselines need correct samples to exist).
+    # 2-3 terms, so that a base model trained for seconds already solves some of its samples
+    # (the SFT and DPO baselines need correct samples to exist).
     "ci": DemoSize(
         sft_traces=2560,
         base_iters=80,
         train_problems=48,
         num_samples=4,
-        test_per_digit=8,
+        test_per_level=8,
         sampled_eval=False,
-        task=demo_task.TaskConfig(min_digits=1, max_digits=2, careless_from_column=1),
+        task=demo_task.TaskConfig(min_terms=2, max_terms=3, careless_from_term=2),
         global_batch=32,
     ),
 }
@@ -111,7 +111,11 @@ class Runner:
         shown = " ".join(cmd).replace(sys.executable + " -m torch.distributed.run", "torchrun")
         shown = shown.replace(sys.executable + " -m megatron_o1p", "o1p")
         self.log(f"  $ {shown}")
-        threads = "1" if nproc > 1 else str(min(2, os.cpu_count() or 1))
+        threads = (
+            "1"
+            if nproc > 1
+            else os.environ.get("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
+        )
         env = dict(
             os.environ,
             OMP_NUM_THREADS=threads,
@@ -186,15 +190,16 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
     w = {name: workdir / name for name in names}
     settings = {"size": asdict(sz), "recipe": asdict(rc)}
     base_hf, base_mcore = w["base"] / "hf", w["base"] / "mcore"
-    test_files = {f"d{d}": w["task"] / f"test_d{d}.jsonl" for d in _digit_range(sz.task)}
+    levels = range(sz.task.min_terms, sz.task.max_terms + 1)
+    test_files = {f"n{k}": w["task"] / f"test_n{k}.jsonl" for k in levels}
 
     def make_task():
         tok = demo_task.build_tokenizer()
         train = demo_task.make_problems(sz.train_problems, sz.task, seed=rc.seed + 1)
         demo_task.write_jsonl(train, w["task"] / "train_problems.jsonl")
-        test = demo_task.make_problems(sz.test_per_digit * len(test_files), sz.task, seed=99)
+        test = demo_task.make_problems(sz.test_per_level * len(test_files), sz.task, seed=99)
         for name, path in test_files.items():
-            demo_task.write_jsonl([p for p in test if f"d{p['digits']}" == name], path)
+            demo_task.write_jsonl([p for p in test if p["difficulty"] == name], path)
         sft = demo_task.make_problems(sz.sft_traces, sz.task, seed=rc.seed + 2)
         rows = demo_task.sft_rows(sft, sz.task, seed=rc.seed + 3, tokenizer=tok)
         _write_parquet(rows, w["task"] / "long_thought_sft.parquet")
@@ -360,10 +365,6 @@ def _evaluate(run: Runner, model: Path, benchmarks, out: Path, rc: DemoRecipe, T
     if T:
         args += ["--temperature", T, "--num-samples", 1, "--seed", rc.seed]
     run.o1p(*args, "--max-model-len", rc.seq_length, "--overwrite")
-
-
-def _digit_range(cfg: demo_task.TaskConfig) -> range:
-    return range(cfg.min_digits, cfg.max_digits + 1)
 
 
 def _write_parquet(rows: list[dict], path: Path) -> None:

@@ -1,20 +1,16 @@
-"""The demo's synthetic task: long-thought addition with a real length/accuracy trade-off.
+"""The demo's synthetic task: long-thought running sums with a real length/accuracy trade-off.
 
-A problem adds two numbers of `digits` digits (2-5 by default; difficulty = digits), written
-the way small transformers learn arithmetic fastest: column by column, least significant digit
-first (little-endian, as in the arithmetic-transformer literature). 12345 + 67890 is
+A problem is a list of 2-6 one-digit terms, each tagged with a letter (difficulty = number of
+terms); the answer is their sum:
 
-    5+0,4+9,3+8,2+7,1+6=          and its answer, 80235, is written 53208
+    a3,b5,c9,d2,e7=          answer 26
 
 A "long-thought" response, as the base model's SFT data spells it:
 
-    5+0+0=05,4+9+0=13,3+8+0=11,2+7+0=09,1+6+0=07=53197;
-    chk:5+0+0=05,4+9+0=13,3+8+1=12,2+7+1=10,1+6+1=08=53208 fix;\\boxed{53208}
+    a3,b+5=8,c+9=17,d+2=19,e+7=16=16;chk:a3,b+5=8,c+9=17,d+2=19,e+7=26=26 fix;\\boxed{26}
 
-(one line in reality; split here)
-
-- a first pass: per column `x+y+c=CS` (the digits, the carry in, the two-digit column sum),
-  then its result (the S digits, little-endian);
+- a first pass: the running total, one step per term (`c+9=17`: the term's letter, the term,
+  the new total), then its result;
 - then 0-2 checks, each the same working done again, ending in its result and ` ok;` (it
   agrees with what came before) or ` fix;` (it does not, and replaces it);
 - then the answer in `\\boxed{}` (the last result) and the end-of-sequence token.
@@ -22,19 +18,20 @@ A "long-thought" response, as the base model's SFT data spells it:
 Two ingredients give the paper's length disharmony (section 3) by construction:
 - the number of checks is drawn independently of the problem, so wherever the first pass is
   right, every check is pure waste;
-- the first pass makes a systematic slip: from the third column on it drops the carry (writes
-  `+0`). Two-digit problems never hit it; longer ones do whenever a carry reaches the third
-  column or beyond (about half of the 3-digit and most of the 5-digit ones). Only a check
-  catches it, so there a trace without a check is wrong; and the slip is deterministic, so the
-  model repeats it under greedy decoding too. Blind shortening costs accuracy on exactly those
-  items, so the accuracy term of R_LH has work to do.
+- the first pass makes a systematic slip: from the fourth term on, when the ones digit
+  overflows it forgets to carry into the tens (`e+7=16` above, where 26 was right). Two- and
+  three-term problems never hit it; longer ones do more and more often (about 45% of 4-term
+  and 85% of 6-term problems).
+  Only a check catches it, so there a trace without a check is wrong; and the slip is
+  deterministic, so the model repeats it under greedy decoding too. Blind shortening costs
+  accuracy on exactly those items, so the accuracy term of R_LH has work to do.
 
-Sums ending in 0 are not drawn: their little-endian form starts with 0, and a grader that
-compares numbers would accept the answer without its leading zeros.
-
-The tokenizer is character-level plus a few multi-character tokens (`chk:`, ` ok;`,
-` fix;`, `\\boxed{`), an HF fast tokenizer (`tokenizer.json`) with a chat template that
-renders only the user's text, so `o1p sample`/`o1p evaluate` prompt with exactly the problem.
+The letters make every lookup content-addressed (step `c` reads the term after `c` in the
+prompt): a tiny rotary-position model learns that in minutes, whereas reading "the i-th
+digit" by position took it far longer than the demo's budget. The tokenizer is
+character-level plus a few multi-character tokens (`chk:`, ` ok;`, ` fix;`, `\\boxed{`), an
+HF fast tokenizer (`tokenizer.json`) with a chat template that renders only the user's text,
+so `o1p sample`/`o1p evaluate` prompt with exactly the problem.
 """
 
 from __future__ import annotations
@@ -46,7 +43,8 @@ from pathlib import Path
 
 EOS, PAD, UNK = "</s>", "<pad>", "<unk>"
 WORDS = ("chk:", " ok;", " fix;", "\\boxed{")
-CHARS = tuple("0123456789+=,;:}")
+LETTERS = "abcdefgh"
+CHARS = tuple("0123456789+=,;:}" + LETTERS)
 #: Renders the last user turn verbatim (system prompts and speed suffixes are not part of
 #: this toy language; the tiny model never saw them).
 CHAT_TEMPLATE = (
@@ -57,68 +55,61 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class TaskConfig:
-    min_digits: int = 2
-    max_digits: int = 5
+    min_terms: int = 2
+    max_terms: int = 6
     check_probs: tuple[float, ...] = (0.35, 0.15, 0.5)
     """P(0, 1, 2 checks), the same for every problem. Most traces check (0.65), and most of
     those check twice (0.5/0.65), so the base model's greedy answer checks twice everywhere."""
-    careless_from_column: int = 2
-    """The first pass drops carries into this column (0 = least significant) and beyond."""
+    careless_from_term: int = 3
+    """The first pass forgets the carry when adding this term (0 = first) or a later one."""
 
-
-def little_endian(value: int, digits: int) -> str:
-    return str(value).zfill(digits)[::-1]
+    def __post_init__(self):
+        if not 2 <= self.min_terms <= self.max_terms <= len(LETTERS):
+            raise ValueError(f"terms must satisfy 2 <= min <= max <= {len(LETTERS)}")
 
 
 def make_problems(n: int, cfg: TaskConfig, seed: int) -> list[dict]:
-    """`n` problems, digits spread evenly over the range; ids are unique per seed."""
+    """`n` problems, term counts spread evenly over the range; ids are unique per seed."""
     rng = random.Random(seed)
     rows = []
-    span = cfg.max_digits - cfg.min_digits + 1
+    span = cfg.max_terms - cfg.min_terms + 1
     for i in range(n):
-        digits = cfg.min_digits + i % span
-        low, high = 10 ** (digits - 1), 10**digits - 1
-        a, b = rng.randint(low, high), rng.randint(low, high)
-        while (a + b) % 10 == 0:
-            b = rng.randint(low, high)
-        columns = zip(little_endian(a, digits), little_endian(b, digits))
+        count = cfg.min_terms + i % span
+        terms = [rng.randint(1, 9) for _ in range(count)]
         rows.append(
             {
                 "id": f"s{seed}-{i}",
-                "problem": ",".join(f"{x}+{y}" for x, y in columns) + "=",
-                "answer": str(a + b)[::-1],
-                "digits": digits,
-                "a": a,
-                "b": b,
+                "problem": ",".join(f"{LETTERS[k]}{t}" for k, t in enumerate(terms)) + "=",
+                "answer": str(sum(terms)),
+                "terms": terms,
+                "difficulty": f"n{count}",
             }
         )
     return rows
 
 
-def column_working(a: int, b: int, digits: int, drop_carry_from: int | None = None):
-    """(`x+y+c=CS` per column, least significant first, comma-separated; the sum it spells,
-    little-endian). With `drop_carry_from=k`, carries into column k and beyond are dropped
-    (the first pass's systematic slip), and the result is what that working adds up to.
-    """
-    carry, parts, result = 0, [], ""
-    for col, (x, y) in enumerate(zip(little_endian(a, digits), little_endian(b, digits))):
-        carry_in = 0 if drop_carry_from is not None and col >= drop_carry_from else carry
-        total = int(x) + int(y) + carry_in
-        parts.append(f"{x}+{y}+{carry_in}={total:02d}")
-        result += str(total % 10)
-        carry = total // 10
-    return ",".join(parts), result + ("1" if carry else "")
+def working(terms: list[int], careless_from: int | None = None) -> tuple[str, int]:
+    """(the running-total working, the total it reaches). With `careless_from=k`, adding term
+    k or a later one drops the carry into the tens (the first pass's systematic slip)."""
+    total, steps = terms[0], [f"{LETTERS[0]}{terms[0]}"]
+    for k, term in enumerate(terms[1:], start=1):
+        new = total + term
+        if careless_from is not None and k >= careless_from and new % 10 < total % 10:
+            new -= 10  # the ones digit wrapped, the tens did not move
+        steps.append(f"{LETTERS[k]}+{term}={new}")
+        total = new
+    return ",".join(steps), total
 
 
-def long_thought(a: int, b: int, digits: int, cfg: TaskConfig, rng: random.Random) -> str:
+def long_thought(terms: list[int], cfg: TaskConfig, rng: random.Random) -> str:
     """One long-thought response (without the end-of-sequence token)."""
-    working, current = column_working(a, b, digits, drop_carry_from=cfg.careless_from_column)
-    text = f"{working}={current};"
+    text, current = working(terms, careless_from=cfg.careless_from_term)
+    text += f"={current};"
     checks = rng.choices(range(len(cfg.check_probs)), weights=cfg.check_probs)[0]
     for _ in range(checks):
-        working, result = column_working(a, b, digits)
+        steps, result = working(terms)
         verdict = " ok;" if result == current else " fix;"
-        text += f"chk:{working}={result}{verdict}"
+        text += f"chk:{steps}={result}{verdict}"
         current = result
     return text + f"\\boxed{{{current}}}"
 
@@ -150,11 +141,15 @@ def build_tokenizer():
     return hf
 
 
-def build_base_model(out_dir: Path, *, layers: int = 4, hidden: int = 128, seed: int = 0) -> Path:
-    """A randomly initialised Qwen2 (2 heads of 64: vLLM's CPU attention needs head_dim 64)."""
+def build_base_model(
+    out_dir: Path, *, layers: int = 4, hidden: int = 128, head_dim: int = 32, seed: int = 0
+) -> Path:
+    """A randomly initialised Qwen2 (vLLM's CPU attention takes head_dim 32, 64, 80, ...)."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one tiny shard; the demo prints its own progress
     tok = build_tokenizer()
     eos, pad = tok.convert_tokens_to_ids(EOS), tok.convert_tokens_to_ids(PAD)
     config = Qwen2Config(
@@ -162,8 +157,8 @@ def build_base_model(out_dir: Path, *, layers: int = 4, hidden: int = 128, seed:
         hidden_size=hidden,
         intermediate_size=4 * hidden,
         num_hidden_layers=layers,
-        num_attention_heads=hidden // 64,
-        num_key_value_heads=hidden // 64,
+        num_attention_heads=hidden // head_dim,
+        num_key_value_heads=hidden // head_dim,
         max_position_embeddings=512,
         rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
@@ -189,7 +184,7 @@ def sft_rows(problems: list[dict], cfg: TaskConfig, seed: int, tokenizer) -> lis
     eos = tokenizer.convert_tokens_to_ids(EOS)
     rows = []
     for p in problems:
-        response = long_thought(p["a"], p["b"], p["digits"], cfg, rng)
+        response = long_thought(p["terms"], cfg, rng)
         rows.append(
             {
                 "problem_id": p["id"],
