@@ -4,11 +4,13 @@
     python benchmarks/train_throughput.py [--layers 8 --hidden 512 --vocab 151936 --seq 256]
 
 Ours: `o1p train` (megatron-core, TP=1, chunked vocab log-probs with in-place backward,
-reference log-probs precomputed by `o1p ref-logprobs`). Baseline, in this same process: the
+reference log-probs precomputed by `o1p ref-logprobs`, batch-first logits computed only at the
+positions that carry loss: `training/output_layout.py`). Baseline, in this same process: the
 official code's step emulated in plain PyTorch/HF: a policy forward with a full fp32
 `log_softmax`, a resident frozen reference model's forward every step, the length-normalised
-sequence-ratio loss, AdamW. Both fp32, same global batch and sequence length; tokens/s over the
-steps after the first (warm-up). Target: ours >= 2x the baseline.
+sequence-ratio loss, AdamW. Both fp32, same global batch and sequence length; tokens/s of each
+step after the first (warm-up), the baseline measured before and after ours; the speed-up is
+printed for the best step of each and for the means. Target: ours >= 2x the baseline.
 """
 
 from __future__ import annotations
@@ -74,10 +76,10 @@ def ours(work: Path, hf: Path, args) -> float:
                           micro_batch_size=args.batch, seq_length=args.seq, lr=1e-6,
                           train_iters=args.steps, lr_warmup_fraction=0.0))  # fmt: skip
     rates = [float(x) for x in re.findall(r"tokens/s: ([0-9.]+)", log.getvalue())]
-    return sum(rates[1:]) / len(rates[1:])
+    return rates[1:]
 
 
-def official(hf: Path, args) -> float:
+def official(hf: Path, args) -> list[float]:
     from transformers import AutoModelForCausalLM
 
     policy = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32,
@@ -107,8 +109,7 @@ def official(hf: Path, args) -> float:
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
-    steady = times[1:]
-    return args.batch * args.seq / (sum(steady) / len(steady))
+    return [args.batch * args.seq / t for t in times[1:]]
 
 
 def main() -> None:
@@ -123,14 +124,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="o1p_throughput_"))
     try:
         hf = _model_dir(work, args)
+        # The baseline runs before AND after ours, so a load change on a shared machine hits
+        # both; the best step of each is the least disturbed estimate (the mean is printed too).
         baseline = official(hf, args)
-        ours_rate = ours(work, hf, args)
+        ours_rates = ours(work, hf, args)
+        baseline += official(hf, args)
         shape = f"{args.layers} layers, hidden {args.hidden}, vocab {args.vocab}"
         batch = f"batch {args.batch} x seq {args.seq}; torch threads {torch.get_num_threads()}"
         print(f"model: {shape}; {batch}")
-        print(f"official recipe (HF, fp32 log_softmax, resident ref): {baseline:8.1f} tokens/s")
-        print(f"o1p train (megatron, chunked, precomputed ref):       {ours_rate:8.1f} tokens/s")
-        print(f"speed-up: {ours_rate / baseline:.2f}x (target >= 2x)")
+        for name, rates in (
+            ("official recipe (HF, fp32 log_softmax, resident ref)", baseline),
+            ("o1p train (megatron, chunked, precomputed ref)      ", ours_rates),
+        ):
+            print(f"{name}: {max(rates):8.1f} tokens/s best step, "
+                  f"{sum(rates) / len(rates):8.1f} mean")  # fmt: skip
+        best = max(ours_rates) / max(baseline)
+        mean = (sum(ours_rates) / len(ours_rates)) / (sum(baseline) / len(baseline))
+        print(f"speed-up: {best:.2f}x best step, {mean:.2f}x mean (target >= 2x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -228,10 +228,8 @@ def write_checkpoint(
 
 
 def write_checkpoint_meta(ckpt_dir: Path, meta: dict) -> None:
-    """Write o1p_checkpoint.json atomically (temp name, then rename)."""
-    tmp = ckpt_dir / f".{CHECKPOINT_META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(ckpt_dir / CHECKPOINT_META)
+    """Write o1p_checkpoint.json atomically (temp name, fsync, then rename)."""
+    _write_durably(ckpt_dir / CHECKPOINT_META, json.dumps(meta, indent=2) + "\n")
 
 
 def model_sharded_state(model_chunks: list) -> dict:
@@ -247,9 +245,12 @@ def model_sharded_state(model_chunks: list) -> dict:
 def save_state(state: dict, ckpt_dir: str | Path, *, iteration: int, meta: dict) -> Path:
     """Save a (sharded) state dict with megatron's `dist_checkpointing.save` (all ranks call).
 
-    Written to a temporary folder and renamed to `iter_{iteration:07d}` once every rank has
-    finished; the tracker file and `o1p_checkpoint.json` are replaced last, so a crash at any
-    point leaves the previous checkpoint the one that loads.
+    Atomic: every rank writes into `.iter_{iteration:07d}.tmp`; once all have finished, rank 0
+    renames it to `iter_{iteration:07d}`, then replaces `o1p_checkpoint.json` and, last, the
+    tracker file (each under a temporary name, fsynced, then renamed). The tracker is the commit
+    point: a crash at any moment before it is replaced leaves it naming the previous complete
+    checkpoint, which is what loads (`tests/distributed/test_train.py` SIGKILLs a run inside
+    each window). Stale `.iter_*.tmp` folders of crashed saves are removed by the next save.
     """
     import shutil
 
@@ -261,7 +262,8 @@ def save_state(state: dict, ckpt_dir: str | Path, *, iteration: int, meta: dict)
     tmp, final = ckpt_dir / f".{name}.tmp", ckpt_dir / name
     if dist.get_rank() == 0:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in ckpt_dir.glob(".iter_*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir()
     dist.barrier()
     dist_checkpointing.save(state, str(tmp))
@@ -272,19 +274,60 @@ def save_state(state: dict, ckpt_dir: str | Path, *, iteration: int, meta: dict)
             # 0.16.1 can only load it from common.pt. Write both so either version loads it.
             common = dist_checkpointing.load_common_state_dict(str(tmp))
             torch.save(common, tmp / "common.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        _test_pause(iteration, "written")
+        if final.exists():  # left by a crash after its rename (so not the tracked one)
+            old = ckpt_dir / f".{name}.old.tmp"
+            final.rename(old)  # rename, not rmtree: the folder is never half deleted
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
         write_checkpoint_meta(
             ckpt_dir,
             {**meta, "format_version": FORMAT_VERSION, "iteration": iteration,
              "sharding_metadata": sharding_metadata()},
         )  # fmt: skip
-        tracker_tmp = ckpt_dir / f".{TRACKER}.tmp"
-        tracker_tmp.write_text(f"{iteration}\n")
-        tracker_tmp.replace(ckpt_dir / TRACKER)
+        _test_pause(iteration, "renamed")
+        _write_durably(ckpt_dir / TRACKER, f"{iteration}\n")
     dist.barrier()
     return final
+
+
+def tracked_iteration(ckpt_dir: str | Path) -> int | None:
+    """The iteration the tracker file names (None: no tracker, or a conversion's "release")."""
+    tracker = Path(ckpt_dir) / TRACKER
+    if not tracker.is_file():
+        return None
+    value = tracker.read_text().strip()
+    return int(value) if value.isdigit() else None
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Replace `path` atomically: temporary name, fsync, rename, fsync of the folder."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _test_pause(iteration: int, stage: str) -> None:
+    """Test-only hook: with O1P_TEST_PAUSE_IN_SAVE="ITERATION:STAGE", stop here (after saying
+    so on stdout) so a test can SIGKILL the process inside that window of a real save."""
+    import os
+    import time
+
+    if os.environ.get("O1P_TEST_PAUSE_IN_SAVE") == f"{iteration}:{stage}":
+        print(f"o1p test hook: paused in the save of iteration {iteration} ({stage})", flush=True)
+        time.sleep(3600)
 
 
 def save_model(model_chunks: list, ckpt_dir: str | Path, *, iteration: int, meta: dict) -> Path:

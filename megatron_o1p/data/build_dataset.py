@@ -19,6 +19,10 @@ into `advantage`, the weight of the eq. 11 loss. Writes three parquet files:
     OUT/../sft.parquet  up to 2 shortest correct samples per problem (SFT baseline)
     OUT/../dpo.parquet  one pair per problem: shortest correct (chosen) vs longest (rejected)
 
+Each file carries the tokenizer fingerprint `o1p sample` recorded on the shards (parquet schema
+metadata, `data/fingerprint.py`), which `o1p train` and `o1p ref-logprobs` check against the
+checkpoint's tokenizer.
+
 Edge cases (defined here, tested in tests/unit/test_build_dataset.py):
 - zero-length responses: count 0 in Lbar; R_LH treats L=0 as 1 (see rewards.py).
 - K=1: Lbar = L and Abar = A, so R_LH = 0 (for L >= 1); the row is kept; no DPO pair.
@@ -40,6 +44,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from megatron_o1p.data.fingerprint import rollouts_fingerprint, tag_table
 from megatron_o1p.data.records import (
     DATASET_SCHEMA,
     DPO_SCHEMA,
@@ -309,6 +314,7 @@ def build_dataset(rollouts: str | Path, out: str | Path, cfg: BuildDatasetConfig
         raise ConfigError(
             f"--out must be a .parquet file other than sft.parquet/dpo.parquet, got {out}"
         )
+    fingerprint = rollouts_fingerprint(rollouts)  # recorded by `o1p sample`, kept by grade
     samples = read_graded(rollouts)
     rows = score(samples, cfg)
     sft, dpo = sft_rows(samples), dpo_pairs(samples)
@@ -319,7 +325,12 @@ def build_dataset(rollouts: str | Path, out: str | Path, cfg: BuildDatasetConfig
         sft_rows=len(sft),
         dpo_pairs=len(dpo),
     )
-    summary.sft_out = write_file_atomic(to_table(sft, SFT_SCHEMA), out.with_name("sft.parquet"))
-    summary.dpo_out = write_file_atomic(to_table(dpo, DPO_SCHEMA), out.with_name("dpo.parquet"))
-    summary.out = write_file_atomic(to_table(rows, DATASET_SCHEMA), out)
+    tables = {
+        out.with_name("sft.parquet"): to_table(sft, SFT_SCHEMA),
+        out.with_name("dpo.parquet"): to_table(dpo, DPO_SCHEMA),
+        out: to_table(rows, DATASET_SCHEMA),
+    }
+    summary.sft_out, summary.dpo_out, summary.out = (
+        write_file_atomic(tag_table(table, fingerprint), path) for path, table in tables.items()
+    )
     return summary

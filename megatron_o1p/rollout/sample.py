@@ -5,7 +5,9 @@
     # data parallel over N machines (vLLM TP inside each), one output directory:
     o1p sample ... --tensor-parallel-size 4 --num-shards N --shard-index i --out rollouts/
 
-Writes parquet shards of `records.ROLLOUT_SCHEMA` rows (one per (problem, sample)).
+Writes parquet shards of `records.ROLLOUT_SCHEMA` rows (one per (problem, sample)). The
+tokenizer's fingerprint (`data/fingerprint.py`) is recorded in `OUT/config.json` and on every
+shard's `prompt_ids` field, and travels through grade and build-dataset to the dataset.
 
 Sharding and resume. Problems are cut, in file order, into chunks of `problems_per_shard`;
 chunk c becomes `OUT/part-{c:05d}.parquet`. With `--num-shards N --shard-index i` this
@@ -34,6 +36,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from megatron_o1p.data.fingerprint import FINGERPRINT_KEY, tag_table, tokenizer_fingerprint
 from megatron_o1p.data.problems import Problem, ProblemSource, load_problems
 from megatron_o1p.data.prompts import SPEED_PROMPTS, SYSTEM_PROMPT, load_tokenizer, prompt_ids
 from megatron_o1p.data.records import ROLLOUT_SCHEMA, RolloutRow, to_table
@@ -105,8 +108,9 @@ class SampleConfig:
             if not ok:
                 raise ConfigError(message)
 
-    def recorded(self, num_problems: int) -> dict:
-        """What determines the output directory (not N, i, or where the engine runs)."""
+    def recorded(self, num_problems: int, tokenizer_sha256: str | None = None) -> dict:
+        """What determines the output directory (not N, i, or where the engine runs); the
+        tokenizer fingerprint travels on to the dataset (`data/fingerprint.py`)."""
         problems = asdict(self.source)
         if Path(self.source.path).exists():  # local files: the same file from any cwd
             problems["path"] = str(Path(self.source.path).resolve())
@@ -125,6 +129,7 @@ class SampleConfig:
             "system_prompt": self.system_prompt,
             "problems_per_shard": self.problems_per_shard,
             "logprobs_mode": LOGPROBS_MODE,
+            FINGERPRINT_KEY: tokenizer_sha256,
         }
 
 
@@ -175,7 +180,9 @@ def run_sample(cfg: SampleConfig) -> SampleSummary:
     """
     start = time.monotonic()
     problems = load_problems(cfg.source)
-    check_config(cfg.out, cfg.recorded(len(problems)), overwrite=cfg.overwrite)
+    tokenizer = load_tokenizer(cfg.engine.model)
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    check_config(cfg.out, cfg.recorded(len(problems), fingerprint), overwrite=cfg.overwrite)
     chunks = owned_chunks(len(problems), cfg)
     done = complete_shards(cfg.out)
     pending = [(c, idx) for c, idx in chunks if c not in done]
@@ -184,7 +191,6 @@ def run_sample(cfg: SampleConfig) -> SampleSummary:
         summary.seconds = time.monotonic() - start
         return summary
 
-    tokenizer = load_tokenizer(cfg.engine.model)
     from megatron_o1p.rollout.vllm_engine import build_engine
 
     llm = build_engine(cfg.engine)
@@ -196,7 +202,7 @@ def run_sample(cfg: SampleConfig) -> SampleSummary:
             chunk = [problems[i] for i in idx]
             prompts = [_prompt(tokenizer, p, cfg, max_len, row=i) for p, i in zip(chunk, idx)]
             rows = _generate(llm, chunk, prompts, cfg)
-            write_shard(cfg.out, shard, to_table(rows, ROLLOUT_SCHEMA))
+            write_shard(cfg.out, shard, tag_table(to_table(rows, ROLLOUT_SCHEMA), fingerprint))
             summary.shards_written += 1
             summary.rows_written += len(rows)
             summary.tokens += sum(r.length for r in rows)

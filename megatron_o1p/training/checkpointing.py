@@ -4,7 +4,8 @@ A run's --save folder uses the layout of `checkpoint/dist.py` (tracker file, ite
 o1p_checkpoint.json, hf/), so `o1p convert mcore-to-hf` and `o1p convert verify` read it as they
 read a conversion output. The data position is the iteration (training/data.py derives each
 step's rows from it). RNG states are stored per (pipeline, tensor) rank and restored only at the
-same layout; resuming at another TP/PP restores everything else.
+same layout; resuming at another TP/PP restores everything else. Saves are atomic (see
+`dist.save_state`): the tracker file names the last complete checkpoint, and only it loads.
 """
 
 from __future__ import annotations
@@ -65,13 +66,22 @@ def save_training(run_dir: Path, iteration: int, chunks, optimizer, scheduler, p
     state["iteration"] = iteration
     state["scheduler"] = scheduler.state_dict()
     state["layout"] = [parallel.tp_size, parallel.pp_size]
-    path = dist_ckpt.save_state(state, run_dir, iteration=iteration, meta=meta)
-    if torch.distributed.get_rank() == 0 and not (run_dir / "hf").exists():
-        source = Path(meta["hf_side_dir"]) if meta.get("hf_side_dir") else None
-        if source is not None and source.is_dir():
-            shutil.copytree(source, run_dir / "hf")
-    torch.distributed.barrier()
-    return path
+    if torch.distributed.get_rank() == 0:
+        _copy_hf_side_dir(meta.get("hf_side_dir"), run_dir)
+    # save_state starts with a barrier, so hf/ is complete before any checkpoint is committed
+    return dist_ckpt.save_state(state, run_dir, iteration=iteration, meta=meta)
+
+
+def _copy_hf_side_dir(source: str | None, run_dir: Path) -> None:
+    """Copy the source checkpoint's hf/ (config, tokenizer) into the run once, atomically: a
+    crash mid-copy must not leave a partial tokenizer that later checks would trust."""
+    target = run_dir / "hf"
+    if target.exists() or not source or not Path(source).is_dir():
+        return
+    tmp = run_dir / ".hf.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    tmp.rename(target)
 
 
 def load_training(run_dir: Path, chunks, optimizer, scheduler, parallel) -> int:

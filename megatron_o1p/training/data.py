@@ -47,7 +47,8 @@ class Sequence:
     truncated: bool = False
 
 
-def _sequence(prompt, response, seq_length, **extra) -> Sequence:
+def make_sequence(prompt, response, seq_length: int, **extra) -> Sequence:
+    """prompt + response cut at `seq_length + 1` tokens (and `ref_logprobs` with it)."""
     tokens = list(prompt) + list(response)
     truncated = len(tokens) > seq_length + 1
     seq = Sequence(tokens[: seq_length + 1], len(prompt), truncated=truncated, **extra)
@@ -94,15 +95,15 @@ def to_sequences(rows: list[dict], loss: str, seq_length: int) -> list[list[Sequ
     for row in rows:
         if loss == "dpo":
             out.append([
-                _sequence(row["prompt_ids"], row["chosen_ids"], seq_length,
-                          ref_seq_logprob=row["ref_chosen_logprob"]),
-                _sequence(row["prompt_ids"], row["rejected_ids"], seq_length,
-                          ref_seq_logprob=row["ref_rejected_logprob"]),
+                make_sequence(row["prompt_ids"], row["chosen_ids"], seq_length,
+                              ref_seq_logprob=row["ref_chosen_logprob"]),
+                make_sequence(row["prompt_ids"], row["rejected_ids"], seq_length,
+                              ref_seq_logprob=row["ref_rejected_logprob"]),
             ])  # fmt: skip
         else:
-            out.append([_sequence(row["prompt_ids"], row["response_ids"], seq_length,
-                                  ref_logprobs=row.get("ref_logprobs"),
-                                  advantage=row.get("advantage", 0.0))])  # fmt: skip
+            out.append([make_sequence(row["prompt_ids"], row["response_ids"], seq_length,
+                                      ref_logprobs=row.get("ref_logprobs"),
+                                      advantage=row.get("advantage", 0.0))])  # fmt: skip
     return out
 
 
@@ -130,6 +131,20 @@ def collate(sequences: list[Sequence], pad_to: int, pad_id: int = 0) -> dict:
         "advantages": torch.tensor([s.advantage for s in sequences], dtype=torch.float32),
         "ref_seq_logprobs": torch.tensor([s.ref_seq_logprob for s in sequences]),
     }
+
+
+def padding_rule(tensor_parallel_size: int, pipelined: bool, seq_length: int):
+    """(pad multiple, fixed length) of micro-batches, shared by `o1p train` and `o1p
+    ref-logprobs`: a micro-batch pads to its longest sequence rounded up to a multiple of
+    8 x TP (sequence parallelism splits positions over TP ranks), or, with pipeline
+    parallelism (whose p2p needs fixed shapes), always to `seq_length`."""
+    return 8 * tensor_parallel_size, (seq_length if pipelined else None)
+
+
+def collate_padded(sequences: list[Sequence], pad_multiple: int, fixed_length: int | None):
+    """`collate` with the padding of `padding_rule`."""
+    longest = max(len(s.tokens) - 1 for s in sequences)
+    return collate(sequences, fixed_length or -(-longest // pad_multiple) * pad_multiple)
 
 
 class StepBatches:
@@ -171,7 +186,5 @@ class StepBatches:
             group = rows[i : i + self.micro_batch_size]
             # DPO: chosen rows first, then rejected, as forward_step expects
             seqs = [self.examples[r][k] for k in range(len(self.examples[group[0]])) for r in group]
-            longest = max(len(s.tokens) - 1 for s in seqs)
-            pad_to = fixed_length or -(-longest // pad_multiple) * pad_multiple
-            out.append(collate(seqs, pad_to))
+            out.append(collate_padded(seqs, pad_multiple, fixed_length))
         return out

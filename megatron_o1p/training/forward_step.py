@@ -13,8 +13,10 @@
                                    the chosen responses, rows [b/2, b) the rejected ones
 
 On the last pipeline stage the model returns this rank's vocab shard of the logits,
-[b, T, V/TP] (megatron's `GPTModel` transposes to batch-first when no labels are given); the
-loss runs there only. The loss function returns megatron's 3-tuple (loss sum, unit count,
+[b, T, V/TP] (megatron's `GPTModel` transposes to batch-first when no labels are given), or,
+where the output layer is wrapped by `output_layout.batch_first_output_layer`, [b, T', V/TP]
+for the span T' of positions that carry loss (the loss then reads the same span); the loss runs
+there only. The loss function returns megatron's 3-tuple (loss sum, unit count,
 report): with `calculate_per_token_loss=True` megatron sums the counts over micro-batches and
 data-parallel ranks and divides the gradients by that global count, so seq-mean and
 token-mean stay exact under gradient accumulation and data parallelism. Report values are
@@ -31,6 +33,7 @@ import torch
 from megatron_o1p.errors import ConfigError
 from megatron_o1p.losses import dpo_loss, length_harmonizing_loss, sft_loss
 from megatron_o1p.ops.logprobs import token_logprobs
+from megatron_o1p.training.output_layout import crop_batch, loss_positions, set_logit_positions
 
 LOSSES = ("o1-pruner", "sft", "dpo")
 
@@ -94,7 +97,13 @@ def make_forward_step(cfg: LossConfig, state):
 
     def forward_step(data_iterator, model):
         batch = next(data_iterator)
+        # Logits only where the loss reads them (training/output_layout.py).
+        positions = loss_positions(batch["loss_mask"])
+        if set_logit_positions(model, positions):
+            loss_batch = crop_batch(batch, positions)
+        else:
+            loss_batch = batch
         output = model(batch["tokens"], batch["position_ids"], None)
-        return output, partial(_loss_func, cfg, tp_group, batch)
+        return output, partial(_loss_func, cfg, tp_group, loss_batch)
 
     return forward_step

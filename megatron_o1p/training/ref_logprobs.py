@@ -24,10 +24,12 @@ import torch
 import torch.distributed as dist
 
 from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.data.fingerprint import check_dataset_tokenizer
 from megatron_o1p.errors import DataError
 from megatron_o1p.models.hf_config import ModelArchitecture
 from megatron_o1p.ops.logprobs import token_logprobs
 from megatron_o1p.training import data as train_data
+from megatron_o1p.training.output_layout import batch_first_output_layer
 
 
 @dataclass
@@ -71,10 +73,9 @@ def _sequences(table, pairs: bool, seq_length: int) -> list[list[train_data.Sequ
     cols = table.column_names
     rows = table.select([c for c in ("prompt_ids", "response_ids", "chosen_ids", "rejected_ids")
                          if c in cols]).to_pylist()  # fmt: skip
-    if pairs:
-        return [[train_data._sequence(r["prompt_ids"], r[k], seq_length)
-                 for k in ("chosen_ids", "rejected_ids")] for r in rows]  # fmt: skip
-    return [[train_data._sequence(r["prompt_ids"], r["response_ids"], seq_length)] for r in rows]
+    keys = ("chosen_ids", "rejected_ids") if pairs else ("response_ids",)
+    return [[train_data.make_sequence(r["prompt_ids"], r[k], seq_length) for k in keys]
+            for r in rows]  # fmt: skip
 
 
 def _forward_logprobs(chunks, state, batches: list[dict], vocab_size: int, impl: str):
@@ -118,6 +119,7 @@ def compute_ref_logprobs(cfg: RefLogprobsConfig) -> dict:
     meta = dist_ckpt.read_checkpoint_meta(cfg.load)  # preflight, before any collective
     arch = ModelArchitecture.from_json(meta["architecture"])
     table, pairs = _read(cfg.data)
+    check_dataset_tokenizer(cfg.data, cfg.load)
     examples = _sequences(table, pairs, cfg.seq_length)
     state = initialize(ParallelConfig(
         tensor_model_parallel_size=cfg.tensor_model_parallel_size,
@@ -128,18 +130,18 @@ def compute_ref_logprobs(cfg: RefLogprobsConfig) -> dict:
         params_dtype=torch.bfloat16 if cfg.bf16 else torch.float32, seq_length=cfg.seq_length,
     ))  # fmt: skip
     dist_ckpt.load_into_model(chunks, cfg.load)
+    batch_first_output_layer(chunks)
     for chunk in chunks:
         chunk.eval()
 
     mine = list(range(state.dp_rank, len(examples), state.dp_size))
     per_row: dict[int, list] = {}
-    fixed = cfg.seq_length if state.pp_size > 1 else None
+    pad_multiple, fixed = train_data.padding_rule(state.tp_size, state.pp_size > 1,
+                                                  cfg.seq_length)  # fmt: skip
     for start in range(0, len(mine), cfg.micro_batch_size):
         group = mine[start : start + cfg.micro_batch_size]
         seqs = [s for r in group for s in examples[r]]
-        longest = max(len(s.tokens) - 1 for s in seqs)
-        pad_to = fixed or -(-longest // (8 * state.tp_size)) * 8 * state.tp_size
-        batch = train_data.collate(seqs, pad_to)
+        batch = train_data.collate_padded(seqs, pad_multiple, fixed)
         with torch.no_grad():
             out = _forward_logprobs(chunks, state, [batch], arch.vocab_size, cfg.logprob_impl)
         if out is None:

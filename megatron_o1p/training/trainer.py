@@ -14,30 +14,30 @@ per-token ratios with a per-sequence mean (`--ratio sequence` gives the official
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.data.fingerprint import check_dataset_tokenizer
 from megatron_o1p.errors import ConfigError, DataError
 from megatron_o1p.models.hf_config import ModelArchitecture
 from megatron_o1p.training import data as train_data
 from megatron_o1p.training.checkpointing import load_training, save_training
 from megatron_o1p.training.config import TrainConfig
 from megatron_o1p.training.forward_step import LossConfig, make_forward_step
+from megatron_o1p.training.output_layout import batch_first_output_layer
 from megatron_o1p.training.reporting import TrainingReporter, reduce_reports
 
 
 def _resume_source(cfg: TrainConfig) -> tuple[Path, bool]:
     """(checkpoint to read, whether it is a training run to resume). A --save folder that
-    already holds a training checkpoint wins, so rerunning a killed command resumes it."""
+    already holds a committed training checkpoint (its tracker names an iteration) wins, so
+    rerunning a killed command resumes it; a save killed before its first commit restarts."""
     for candidate in (cfg.save, cfg.load):
-        meta_path = Path(candidate) / dist_ckpt.CHECKPOINT_META
-        if meta_path.is_file():
-            iteration = json.loads(meta_path.read_text()).get("iteration")
-            if isinstance(iteration, int) and iteration > 0:
-                return Path(candidate), True
+        iteration = dist_ckpt.tracked_iteration(candidate)
+        if iteration and (Path(candidate) / dist_ckpt.CHECKPOINT_META).is_file():
+            return Path(candidate), True
     return Path(cfg.load), False
 
 
@@ -52,6 +52,7 @@ def _preflight(cfg: TrainConfig):
     if cfg.sequence_parallel and tp > 1 and cfg.seq_length % tp:
         raise ConfigError(f"--sequence-parallel needs --seq-length divisible by TP ({tp})")
     rows = train_data.load_rows(cfg.data, cfg.loss)
+    check_dataset_tokenizer(cfg.data, source)
     id_columns = [c for c in ("prompt_ids", "response_ids", "chosen_ids", "rejected_ids")
                   if c in rows[0]]  # fmt: skip
     for index, row in enumerate(rows):
@@ -79,6 +80,7 @@ def _build(cfg: TrainConfig, arch, meta, state):
         params_dtype=dtype, seq_length=cfg.seq_length,
         recompute_activations=cfg.recompute_activations,
     ))  # fmt: skip
+    batch_first_output_layer(chunks)  # no copies of the logits (training/output_layout.py)
     if cfg.freeze_layers is not None:
         _freeze_all_but_last(chunks, arch.num_layers - cfg.freeze_layers)
     # The distributed optimizer resumes only with TE's/apex's Adam (torch's fallback never
@@ -192,15 +194,14 @@ def train(cfg: TrainConfig) -> Path:
     ), state)  # fmt: skip
     reporter = TrainingReporter(total_iters, cfg.log_interval, cfg.tensorboard_dir,
                                 _flops_per_token(arch))  # fmt: skip
-    pipelined = cfg.pipeline_model_parallel_size > 1
-    pad_multiple = 8 * cfg.tensor_model_parallel_size
+    pad_multiple, fixed_length = train_data.padding_rule(
+        cfg.tensor_model_parallel_size, cfg.pipeline_model_parallel_size > 1, cfg.seq_length
+    )
     run_iters = 0
     for chunk in ddp:
         chunk.train()
     while iteration < total_iters:
-        micro_batches = batches.micro_batches(
-            iteration, pad_multiple, cfg.seq_length if pipelined else None
-        )
+        micro_batches = batches.micro_batches(iteration, pad_multiple, fixed_length)
         for chunk in ddp:
             chunk.zero_grad_buffer()
         optimizer.zero_grad()

@@ -52,35 +52,32 @@ def _weights(run_dir):
     return {k: reader.read(k) for k in keys}
 
 
-def test_stopped_and_killed_runs_resume_bitwise(qwen2_mcore, toy_data, tmp_path):
+@pytest.fixture(scope="module")
+def straight(qwen2_mcore, toy_data, tmp_path_factory):
+    """An uninterrupted 6-iteration run: (its stdout, its final weights and optimizer state)."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    proc = _train(1, qwen2_mcore, toy_data, run, "--train-iters", "6")
+    return proc.stdout, _weights(run)
+
+
+def _train_cmd(mcore, data, save, *extra) -> list[str]:
+    return [sys.executable, "-m", "megatron_o1p", "train", "--load", str(mcore), "--data",
+            str(data), "--save", str(save), *COMMON, *map(str, extra)]  # fmt: skip
+
+
+def test_stopped_and_killed_runs_resume_bitwise(qwen2_mcore, toy_data, straight, tmp_path):
     iters = ["--train-iters", "6"]
-    straight = _train(1, qwen2_mcore, toy_data, tmp_path / "straight", *iters)
-    reference = _weights(tmp_path / "straight")
+    straight_stdout, reference = straight
     assert any(k.startswith("optimizer.") for k in reference)  # optimizer state is saved too
 
     _train(1, qwen2_mcore, toy_data, tmp_path / "stopped", *iters, "--exit-after-iters", "2")
     resumed = _train(1, qwen2_mcore, toy_data, tmp_path / "stopped", *iters)
     assert "resumed" in resumed.stdout and "at iteration 2/6" in resumed.stdout
-    assert _losses(resumed.stdout) == _losses(straight.stdout)[2:]
+    assert _losses(resumed.stdout) == _losses(straight_stdout)[2:]
 
     # SIGKILL once the first periodic checkpoint is complete, then rerun the same command.
     killed = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "megatron_o1p",
-        "train",
-        "--load",
-        str(qwen2_mcore),
-        "--data",
-        str(toy_data),
-        "--save",
-        str(killed),
-        *COMMON,
-        *iters,
-        "--save-interval",
-        "1",
-    ]
+    cmd = _train_cmd(qwen2_mcore, toy_data, killed, *iters, "--save-interval", "1")
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tracker = killed / "latest_checkpointed_iteration.txt"
     deadline = time.time() + 120
@@ -93,6 +90,56 @@ def test_stopped_and_killed_runs_resume_bitwise(qwen2_mcore, toy_data, tmp_path)
         weights = _weights(run)
         assert weights.keys() == reference.keys()
         assert all(torch.equal(weights[k], reference[k]) for k in reference), run.name
+
+
+@pytest.mark.parametrize(
+    "iteration, window", [(4, "writing"), (4, "written"), (4, "renamed"), (2, "renamed")]
+)
+def test_sigkill_inside_a_save_leaves_the_previous_checkpoint(
+    qwen2_mcore, toy_data, straight, tmp_path, iteration, window
+):
+    """SIGKILL while iteration 4 is being saved (iteration 2 complete): while megatron writes
+    the temporary folder (killed as soon as it appears), once it is written but not renamed,
+    and once renamed but before the tracker names it (a test-only hook holds the process in
+    those two windows of the real save). The run still loads iteration 2 and, rerun, ends
+    with bitwise the uninterrupted run's weights. Killed inside the first save (iteration 2),
+    the rerun starts over from --load."""
+    run = tmp_path / "run"
+    pending = run / f".iter_{iteration:07d}.tmp"
+    env = _env()
+    if window != "writing":
+        env["O1P_TEST_PAUSE_IN_SAVE"] = f"{iteration}:{window}"
+    cmd = _train_cmd(qwen2_mcore, toy_data, run, "--train-iters", "6", "--save-interval", "2")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)  # fmt: skip
+    try:
+        if window == "writing":
+            deadline = time.time() + 300
+            while not pending.exists() and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.001)
+        else:
+            for line in proc.stdout:
+                if "o1p test hook: paused" in line:
+                    break
+        assert proc.poll() is None, "the run ended before the kill"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    tracker = run / "latest_checkpointed_iteration.txt"
+    previous = iteration - 2
+    assert tracker.read_text().strip() == str(previous) if previous else not tracker.exists()
+    assert pending.is_dir() == (window != "renamed")  # killed inside the save, not after it
+    assert (run / f"iter_{iteration:07d}").is_dir() == (window == "renamed")
+    if previous:
+        assert _weights(run).keys() == straight[1].keys()  # iteration 2 reads back whole
+
+    resumed = _train(1, qwen2_mcore, toy_data, run, "--train-iters", "6", "--save-interval", "2")
+    assert (f"at iteration {previous}/6" if previous else "training 6 iterations") in resumed.stdout
+    assert _losses(resumed.stdout) == _losses(straight[0])[previous:]
+    weights = _weights(run)
+    assert tracker.read_text().strip() == "6" and not list(run.glob(".*.tmp"))
+    assert all(torch.equal(weights[k], straight[1][k]) for k in straight[1])
 
 
 def test_resume_at_another_layout(qwen2_mcore, toy_data, tmp_path):
