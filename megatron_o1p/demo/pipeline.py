@@ -44,8 +44,8 @@ class DemoSize:
     """Everything that scales the demo's cost. `full` is the README's demo; `ci` only checks
     that every stage runs and writes its files."""
 
-    sft_traces: int = 40000
-    base_iters: int = 800
+    sft_traces: int = 24000
+    base_iters: int = 500
     train_problems: int = 384
     num_samples: int = 8
     test_per_level: int = 250
@@ -189,6 +189,14 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
     names = ("task", "base", "runs", "eval", *(f"round{r}" for r in range(1, rc.rounds + 1)))
     w = {name: workdir / name for name in names}
     settings = {"size": asdict(sz), "recipe": asdict(rc)}
+    # the task and the base model depend on these only: changing a pruning setting reruns
+    # everything after the base model, and never retrains it
+    base_keys = ("layers", "hidden", "seq_length", "base_lr", "micro_batch", "seed")
+    base_settings = {
+        "size": {k: v for k, v in asdict(sz).items() if k in ("task", "sft_traces", "base_iters",
+                                                                "global_batch", "test_per_level")},
+        "recipe": {k: getattr(rc, k) for k in base_keys},
+    }  # fmt: skip
     base_hf, base_mcore = w["base"] / "hf", w["base"] / "mcore"
     levels = range(sz.task.min_terms, sz.task.max_terms + 1)
     test_files = {f"n{k}": w["task"] / f"test_n{k}.jsonl" for k in levels}
@@ -204,7 +212,7 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
         rows = demo_task.sft_rows(sft, sz.task, seed=rc.seed + 3, tokenizer=tok)
         _write_parquet(rows, w["task"] / "long_thought_sft.parquet")
 
-    stages.run("task", settings, make_task)
+    stages.run("task", base_settings, make_task)
 
     def train_base():
         init_hf, init_mcore = w["base"] / "init_hf", w["base"] / "init_mcore"
@@ -224,7 +232,7 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
         run.o1p("convert", "hf-to-mcore", "--hf-dir", base_hf, "--out", base_mcore)
         shutil.rmtree(init_mcore)
 
-    stages.run("base model (long-thought SFT)", settings, train_base)
+    stages.run("base model (long-thought SFT)", base_settings, train_base)
 
     reference = (base_hf, base_mcore)
     for rnd in range(1, rc.rounds + 1):

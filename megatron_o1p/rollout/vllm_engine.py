@@ -113,6 +113,10 @@ def build_engine(cfg: EngineConfig):
             distributed_executor_backend="uni",
             enforce_eager=True,
             kv_cache_memory_bytes=cfg.kv_cache_memory_mb << 20,
+            # vLLM 0.32 rewinds a seeded request's generator after a partial (chunked)
+            # prefill, which CPU generators cannot do ("CPU Generator does not use offset");
+            # whole prefills avoid it.
+            enable_chunked_prefill=False,
         )
     else:
         kwargs.update(gpu_memory_utilization=cfg.gpu_memory_utilization)

@@ -264,3 +264,20 @@ def test_bad_input_is_one_line(files, tmp_path):
     assert "--preset 'x=math' names no benchmark" in line
     line = refused("--benchmark", f"m={files['math']}", "--num-samples", 4)
     assert "--num-samples 4 with --temperature 0" in line
+
+
+def test_seeded_sampling_over_many_prompts(model, tmp_path):
+    """More prompt tokens (about 28k) than vLLM schedules in one step: with chunked prefill, vLLM 0.32 rewinds a seeded request's CPU generator and
+    crashes ("CPU Generator does not use offset"); build_engine turns chunked prefill off."""
+    problems = tmp_path / "many.jsonl"
+    text = "Add these numbers and give the total: " + " + ".join(["17"] * 12)
+    problems.write_text(
+        "".join(json.dumps({"problem": f"{i}. {text}", "answer": "204"}) + "\n" for i in range(400))
+    )
+    out = tmp_path / "out"
+    _evaluate_in_process([
+        "evaluate", "--model", model, "--benchmark", f"many={problems}", "--max-tokens", 2,
+        "--num-samples", 1, "--temperature", 1.0, "--seed", 3, "--grade-workers", 1,
+        "--no-progress", "--out", out,
+    ])  # fmt: skip
+    assert len(_rows(out / "many.parquet")) == 400
