@@ -44,8 +44,8 @@ class DemoSize:
     """Everything that scales the demo's cost. `full` is the README's demo; `ci` only checks
     that every stage runs and writes its files."""
 
-    sft_traces: int = 24000
-    base_iters: int = 500
+    sft_traces: int = 40000
+    base_iters: int = 800
     train_problems: int = 384
     num_samples: int = 8
     test_per_level: int = 250
@@ -352,14 +352,21 @@ def _prune_round(run, stages, settings, w, sz, rc, rnd: int, reference) -> tuple
 
 
 def _train(run, out: Path, loss, load, data, lr, epochs, sz, rc, tp: int = 1) -> None:
-    """`o1p train` from `load` into `out/mcore`, then `out/hf` (a DPO row is a pair: half the
-    rows per batch keeps the sequences per step equal)."""
+    """`o1p train` from `load` into `out/mcore`, then `out/hf`. A DPO row is a pair, so
+    half the rows per batch keep the sequences per step equal; a dataset smaller than a
+    batch (the reduced `ci` size) trains on what there is."""
+    import pyarrow.parquet as pq
+
     shutil.rmtree(out, ignore_errors=True)
     pairs = 2 if loss == "dpo" else 1
+    rows = pq.ParquetFile(data).metadata.num_rows
+    global_batch = min(sz.global_batch // pairs, rows)
+    micro_batch = min(rc.micro_batch // pairs, global_batch)
+    global_batch -= global_batch % micro_batch
     run.o1p(
         "train", "--loss", loss, "--load", load, "--data", data, "--save", out / "mcore",
-        "--tensor-model-parallel-size", tp, "--micro-batch-size", rc.micro_batch // pairs,
-        "--global-batch-size", sz.global_batch // pairs, "--seq-length", rc.seq_length,
+        "--tensor-model-parallel-size", tp, "--micro-batch-size", micro_batch,
+        "--global-batch-size", global_batch, "--seq-length", rc.seq_length,
         "--lr", lr, "--min-lr", 0, "--lr-warmup-fraction", 0.1, "--train-epochs", epochs,
         "--log-interval", 10, "--seed", rc.seed, nproc=tp,
     )  # fmt: skip
