@@ -267,8 +267,9 @@ def test_bad_input_is_one_line(files, tmp_path):
 
 
 def test_seeded_sampling_over_many_prompts(model, tmp_path):
-    """More prompt tokens (about 28k) than vLLM schedules in one step: with chunked prefill, vLLM 0.32 rewinds a seeded request's CPU generator and
-    crashes ("CPU Generator does not use offset"); build_engine turns chunked prefill off."""
+    """More prompt tokens (about 28k) than vLLM schedules in one step: with chunked prefill,
+    vLLM 0.32 rewinds a seeded request's CPU generator and crashes ("CPU Generator does not
+    use offset"); build_engine turns chunked prefill off."""
     problems = tmp_path / "many.jsonl"
     text = "Add these numbers and give the total: " + " + ".join(["17"] * 12)
     problems.write_text(
