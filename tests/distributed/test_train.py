@@ -2,6 +2,7 @@
 a stopped (and a SIGKILLed) run resumes to bitwise the same weights; SFT and DPO learn; bad
 input fails in one line before any compute."""
 
+import os
 import re
 import signal
 import subprocess
@@ -17,6 +18,13 @@ from tests.helpers.toy_data import write_toy_dataset
 pytestmark = pytest.mark.distributed
 COMMON = ["--global-batch-size", "4", "--micro-batch-size", "2", "--seq-length", "32",
           "--lr", "1e-3"]  # fmt: skip
+
+
+def _kill_job(proc: subprocess.Popen) -> None:
+    """SIGKILL the run and every process it started (checkpoint writer workers included), as a
+    scheduler kills a job; killing only the parent leaves those workers orphaned."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _losses(stdout: str) -> list[float]:
@@ -78,13 +86,13 @@ def test_stopped_and_killed_runs_resume_bitwise(qwen2_mcore, toy_data, straight,
     # SIGKILL once the first periodic checkpoint is complete, then rerun the same command.
     killed = tmp_path / "killed"
     cmd = _train_cmd(qwen2_mcore, toy_data, killed, *iters, "--save-interval", "1")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     tracker = killed / "latest_checkpointed_iteration.txt"
     deadline = time.time() + 120
     while not tracker.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_job(proc)
     _train(1, qwen2_mcore, toy_data, killed, *iters)
     for run in (tmp_path / "stopped", killed):
         weights = _weights(run)
@@ -111,7 +119,7 @@ def test_sigkill_inside_a_save_leaves_the_previous_checkpoint(
         env["O1P_TEST_PAUSE_IN_SAVE"] = f"{iteration}:{window}"
     cmd = _train_cmd(qwen2_mcore, toy_data, run, "--train-iters", "6", "--save-interval", "2")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)  # fmt: skip
+                            text=True, start_new_session=True)  # fmt: skip
     try:
         if window == "writing":
             deadline = time.time() + 300
@@ -123,8 +131,7 @@ def test_sigkill_inside_a_save_leaves_the_previous_checkpoint(
                     break
         assert proc.poll() is None, "the run ended before the kill"
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        _kill_job(proc)
         proc.stdout.close()
     tracker = run / "latest_checkpointed_iteration.txt"
     previous = iteration - 2
