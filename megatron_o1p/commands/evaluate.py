@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from megatron_o1p.rollout.vllm_engine import DEFAULT_CPU_KV_CACHE_MB
+from megatron_o1p.rollout.vllm_engine import add_engine_arguments, engine_config
 
 _PER_BENCHMARK = "[NAME=]"
 
@@ -59,18 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--grade-workers", type=int, default=0, help="math-verify processes (0: one per core)"
     )
-    p.add_argument(
-        "--tensor-parallel-size", type=int, default=1, help="vLLM TP inside a node (GPU)"
-    )
-    p.add_argument(
-        "--kv-cache-memory-mb",
-        type=int,
-        default=DEFAULT_CPU_KV_CACHE_MB,
-        help=f"CPU KV cache in MiB ({DEFAULT_CPU_KV_CACHE_MB}); GPU ignores it",
-    )
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="GPU only (0.9)")
-    p.add_argument("--dtype", default="auto", help="vLLM dtype: auto|bfloat16|float16|float32")
-    p.add_argument("--max-model-len", type=int, default=None, help="context limit (model's)")
+    add_engine_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="re-evaluate results of another config")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -83,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
         parse_per_benchmark,
         run_evaluate,
     )
-    from megatron_o1p.rollout.vllm_engine import EngineConfig
 
     specs = [parse_benchmark(s) for s in args.benchmark]
     names = [name for name, _ in specs]
@@ -97,15 +85,7 @@ def run(args: argparse.Namespace) -> int:
         )
     }
     cfg = EvaluateConfig(
-        engine=EngineConfig(
-            model=args.model,
-            tensor_parallel_size=args.tensor_parallel_size,
-            seed=args.seed,
-            dtype=args.dtype,
-            max_model_len=args.max_model_len,
-            kv_cache_memory_mb=args.kv_cache_memory_mb,
-            gpu_memory_utilization=args.gpu_memory_utilization,
-        ),
+        engine=engine_config(args),
         benchmarks=[
             Benchmark(name, path, **{key: per[key][name] for key in per}) for name, path in specs
         ],

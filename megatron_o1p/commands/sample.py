@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from megatron_o1p.rollout.vllm_engine import DEFAULT_CPU_KV_CACHE_MB
+from megatron_o1p.rollout.vllm_engine import add_engine_arguments, engine_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,9 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=0.8, help="(0.8, official code)")
     p.add_argument("--max-tokens", type=int, default=8192, help="response token limit (8192)")
     p.add_argument("--seed", type=int, default=0, help="base seed; per-problem seeds derive")
-    p.add_argument(
-        "--tensor-parallel-size", type=int, default=1, help="vLLM TP inside a node (GPU)"
-    )
     p.add_argument("--preset", choices=("math", "gsm8k"), default=None, help="column preset")
     p.add_argument("--problem-field", default=None, help="problem-text column")
     p.add_argument("--answer-field", default=None, help="gold-answer column (verbatim)")
@@ -35,15 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--problems-per-shard", type=int, default=64, help="unit of resume (64)")
     p.add_argument("--num-shards", type=int, default=1, help="N data-parallel invocations")
     p.add_argument("--shard-index", type=int, default=0, help="this invocation's index < N")
-    p.add_argument(
-        "--kv-cache-memory-mb",
-        type=int,
-        default=DEFAULT_CPU_KV_CACHE_MB,
-        help=f"CPU KV cache in MiB ({DEFAULT_CPU_KV_CACHE_MB}); GPU ignores it",
-    )
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="GPU only (0.9)")
-    p.add_argument("--dtype", default="auto", help="vLLM dtype: auto|bfloat16|float16|float32")
-    p.add_argument("--max-model-len", type=int, default=None, help="context limit (model's)")
+    add_engine_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace output of another config")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
@@ -51,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from megatron_o1p.data.problems import ProblemSource
     from megatron_o1p.rollout.sample import SampleConfig, run_sample
-    from megatron_o1p.rollout.vllm_engine import EngineConfig
 
     cfg = SampleConfig(
         source=ProblemSource(
@@ -63,15 +51,7 @@ def run(args: argparse.Namespace) -> int:
             split=args.split,
             dataset_config=args.dataset_config,
         ),
-        engine=EngineConfig(
-            model=args.model,
-            tensor_parallel_size=args.tensor_parallel_size,
-            seed=args.seed,
-            dtype=args.dtype,
-            max_model_len=args.max_model_len,
-            kv_cache_memory_mb=args.kv_cache_memory_mb,
-            gpu_memory_utilization=args.gpu_memory_utilization,
-        ),
+        engine=engine_config(args),
         out=args.out,
         num_samples=args.num_samples,
         temperature=args.temperature,

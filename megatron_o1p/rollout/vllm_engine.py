@@ -60,6 +60,35 @@ class EngineConfig:
             )
 
 
+def add_engine_arguments(p) -> None:
+    """The vLLM engine flags shared by `o1p sample` and `o1p evaluate`."""
+    p.add_argument(
+        "--tensor-parallel-size", type=int, default=1, help="vLLM TP inside a node (GPU)"
+    )
+    p.add_argument(
+        "--kv-cache-memory-mb",
+        type=int,
+        default=DEFAULT_CPU_KV_CACHE_MB,
+        help=f"CPU KV cache in MiB ({DEFAULT_CPU_KV_CACHE_MB}); GPU ignores it",
+    )
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="GPU only (0.9)")
+    p.add_argument("--dtype", default="auto", help="vLLM dtype: auto|bfloat16|float16|float32")
+    p.add_argument("--max-model-len", type=int, default=None, help="context limit (model's)")
+
+
+def engine_config(args) -> EngineConfig:
+    """EngineConfig from the flags of `add_engine_arguments` (+ --model, --seed)."""
+    return EngineConfig(
+        model=args.model,
+        tensor_parallel_size=args.tensor_parallel_size,
+        seed=args.seed,
+        dtype=args.dtype,
+        max_model_len=args.max_model_len,
+        kv_cache_memory_mb=args.kv_cache_memory_mb,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+    )
+
+
 def _on_cpu() -> bool:
     import torch
 
