@@ -19,49 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from megatron_o1p.config.parallel import ParallelConfig
 from megatron_o1p.distributed import cpu_compat
-from megatron_o1p.errors import ConfigError, SetupError
-
-
-@dataclass
-class ParallelConfig:
-    """Megatron-LM's model-parallel flags; data parallel is what is left of the world."""
-
-    tensor_model_parallel_size: int = 1
-    pipeline_model_parallel_size: int = 1
-    virtual_pipeline_model_parallel_size: int | None = None
-    """Model chunks per pipeline rank (interleaved 1F1B); None = not interleaved."""
-    sequence_parallel: bool = False
-    """Shard LayerNorm/dropout activations over TP (needs TP > 1 to have any effect)."""
-    batch_p2p_comm: bool | None = None
-    """Batch pipeline send/recv ops. None = megatron's default except where it is unsafe."""
-
-    def __post_init__(self) -> None:
-        for name in ("tensor_model_parallel_size", "pipeline_model_parallel_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        vpp = self.virtual_pipeline_model_parallel_size
-        if vpp is not None and self.pipeline_model_parallel_size < 2:
-            raise ConfigError(
-                f"virtual pipeline stages ({vpp}) need --pipeline-model-parallel-size >= 2, "
-                f"got {self.pipeline_model_parallel_size}; drop "
-                "--num-layers-per-virtual-pipeline-stage"
-            )
-        interleaved_pp2 = vpp is not None and self.pipeline_model_parallel_size == 2
-        if self.batch_p2p_comm is None:
-            self.batch_p2p_comm = not interleaved_pp2
-        elif self.batch_p2p_comm and interleaved_pp2:
-            # NOTE: measured on megatron-core 0.16.1/0.19.2: the interleaved schedule with PP=2
-            # and batched p2p returns wrong losses and grads without any error.
-            raise ConfigError(
-                "interleaved pipeline (virtual stages) with --pipeline-model-parallel-size 2 and "
-                "batched p2p communication gives silently wrong gradients; use unbatched p2p "
-                "(batch_p2p_comm=False) or a pipeline size other than 2"
-            )
-        if self.sequence_parallel and self.tensor_model_parallel_size == 1:
-            self.sequence_parallel = False  # megatron ignores it at TP=1 too; keep configs honest
+from megatron_o1p.errors import SetupError
 
 
 @dataclass
@@ -144,12 +104,8 @@ def initialize(config: ParallelConfig | None = None, *, seed: int = 1234) -> Par
     _init_process_group("nccl" if use_cuda else "gloo")
 
     world = dist.get_world_size()
+    config.check_world(world)
     tp, pp = config.tensor_model_parallel_size, config.pipeline_model_parallel_size
-    if world % (tp * pp):
-        raise ConfigError(
-            f"world size {world} is not divisible by tensor ({tp}) x pipeline ({pp}) parallel "
-            "size; change --nproc-per-node or the parallel sizes"
-        )
     from megatron.core import parallel_state, tensor_parallel
 
     if not parallel_state.model_parallel_is_initialized():
