@@ -150,6 +150,7 @@ def _aliases(f: dataclasses.Field) -> tuple[str, ...]:
 
 
 _SIMPLE_TYPES = {"Path": Path, "int": int, "float": float, "str": str}
+_METAVARS = {int: "N", float: "X", Path: "PATH"}
 
 
 def _annotation_type(hint) -> type | None:
@@ -178,8 +179,11 @@ def _argparse_kwargs(f: dataclasses.Field) -> dict:
         kwargs.setdefault("required", True)
     else:
         kwargs["default"] = default
+    if "metavar" not in kwargs and kwargs.get("type") in _METAVARS and "choices" not in kwargs:
+        kwargs["metavar"] = _METAVARS[kwargs["type"]]
     help_text = spec["help"]
-    if not required and kwargs.get("action") not in ("store_true", "store_false"):
+    switch = kwargs.get("action") in ("store_true", "store_false")
+    if not required and not switch and default is not None:
         help_text += " (default: %(default)s)"
     kwargs["help"] = help_text
     return kwargs
