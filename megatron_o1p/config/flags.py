@@ -68,6 +68,34 @@ def flag(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def shared(
+    name: str,
+    help: str | None = None,
+    *,
+    default: Any = dataclasses.MISSING,
+    default_factory: Any = dataclasses.MISSING,
+    **argparse_kwargs,
+):
+    """A field whose flag is one of `config/common.SHARED_FLAGS` (`--out`, `--seed`, ...).
+
+    Args:
+        name: the key in SHARED_FLAGS; the field may have another name.
+        help: this command's help for it; None = the shared help.
+        default, default_factory: as `flag`; MISSING makes the flag required.
+        **argparse_kwargs: overrides of the shared definition (rarely needed).
+    """
+    from megatron_o1p.config.common import SHARED_FLAGS
+
+    if name not in SHARED_FLAGS:
+        raise KeyError(f"{name!r} is not in config/common.SHARED_FLAGS")
+    spec = {**SHARED_FLAGS[name], **argparse_kwargs}
+    spec["help"] = help or spec["help"]
+    spec.setdefault("name", "--" + name.replace("_", "-"))
+    field = flag(default, default_factory=default_factory, **spec)
+    field.metadata[_META]["defined_in"] = "megatron_o1p.config.common"
+    return field
+
+
 def require(ok: bool, message: str) -> None:
     """Raise ConfigError(message) unless `ok` (validation in `__post_init__`)."""
     if not ok:
@@ -128,7 +156,8 @@ class Flags:
             if (only is not None and f.name not in only) or f.name in skip:
                 continue
             action = parser.add_argument(option_name(f), *_aliases(f), **_argparse_kwargs(f))
-            action.o1p_defined_in = cls.__module__  # read by the flag-uniqueness test
+            # read by the flag-uniqueness test (tests/unit/test_cli.py)
+            action.o1p_defined_in = f.metadata[_META].get("defined_in", cls.__module__)
         for _, nested in cls.nested_fields():
             nested.add_arguments(parser, only=only, skip=skip)
 
