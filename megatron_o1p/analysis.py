@@ -49,15 +49,16 @@ sampling.
 from __future__ import annotations
 
 import csv
-import io
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 
-from megatron_o1p.errors import ConfigError, DataError, SetupError
+from megatron_o1p.atomic import atomic_file
+from megatron_o1p.config.flags import Flags, flag, shared
+from megatron_o1p.errors import ConfigError, DataError
+from megatron_o1p.plots import length_disharmony_figure, require_matplotlib
 
 _REQUIRED = ("problem_id", "sample_index", "length", "correct")
 _GRADE_HINT = "run `o1p grade ROLLOUTS GRADED` and pass GRADED to --rollouts"
@@ -67,16 +68,22 @@ PLOT_PNG = "length_disharmony.png"
 
 
 @dataclass
-class AnalyzeConfig:
+class AnalyzeConfig(Flags):
     """Settings of the analyze stage (flags map one-to-one onto fields)."""
 
-    rollouts: Path
+    rollouts: Path = shared(
+        "rollouts", "graded rollouts: the output directory of `o1p grade` (part-*.parquet)"
+    )
     """An `o1p grade` output: a directory of part-*.parquet shards (or one .parquet file)."""
-    out: Path
+    out: Path = shared(
+        "out", "directory for length_disharmony.csv, summary.csv and length_disharmony.png"
+    )
     """Output directory (created if needed); the three files in it are replaced."""
-    intervals: int = 4
+    intervals: int = flag(
+        4, "length intervals per problem, by rank within the problem, as in the paper"
+    )
     """M, length intervals per problem (the paper: 4)."""
-    max_plot_problems: int = 50
+    max_plot_problems: int = flag(50, "problems drawn as thin lines in the per-problem panel")
     """Problems drawn as thin lines in the left panel (the first in file order); 0 = none."""
 
     def __post_init__(self):
@@ -357,17 +364,14 @@ def read_problems(path: str | Path) -> list[Problem]:
 # Writing
 
 
-def _write_atomic(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> Path:
-    """Call `write(file)` on a temporary name beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    # newline="": the csv module writes its own line endings.
-    mode, kwargs = ("wb", {}) if binary else ("w", {"newline": "", "encoding": "utf-8"})
-    try:
-        with open(tmp, mode, **kwargs) as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _write_csv(path: Path, header: list[str], rows: Iterable[list]) -> Path:
+    """A CSV file (the csv module's line endings), written atomically."""
+    with atomic_file(path) as tmp:
+        # newline="": the csv module writes its own line endings.
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
     return path
 
 
@@ -376,97 +380,26 @@ def _cell(x: float) -> str | float:
 
 
 def _write_problems_csv(path: Path, problems: list[Problem], stats: list[list[IntervalStats]]):
-    def write(f):
-        w = csv.writer(f)
-        w.writerow(["problem_id", "interval", "n", "mean_length", "accuracy"])
-        for problem, per_interval in zip(problems, stats):
-            for s in per_interval:
-                w.writerow(
-                    [problem.problem_id, s.interval, s.n, _cell(s.mean_length), _cell(s.accuracy)]
-                )
-
-    return _write_atomic(path, write)
+    rows = (
+        [problem.problem_id, s.interval, s.n, _cell(s.mean_length), _cell(s.accuracy)]
+        for problem, per_interval in zip(problems, stats)
+        for s in per_interval
+    )
+    return _write_csv(path, ["problem_id", "interval", "n", "mean_length", "accuracy"], rows)
 
 
 def _write_summary_csv(path: Path, rows: list[SummaryRow]):
-    def write(f):
-        w = csv.writer(f)
-        w.writerow([f.name for f in fields(SummaryRow)])
-        for r in rows:
-            w.writerow([_cell(v) if isinstance(v, float) else v for v in astuple(r)])
-
-    return _write_atomic(path, write)
-
-
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as err:
-        raise SetupError(
-            f"o1p analyze draws with matplotlib, which is not installed ({err}); "
-            "pip install matplotlib"
-        ) from err
+    cells = ([_cell(v) if isinstance(v, float) else v for v in astuple(r)] for r in rows)
+    return _write_csv(path, [f.name for f in fields(SummaryRow)], cells)
 
 
 def _write_plot(
     path: Path, stats: list[list[IntervalStats]], rows: list[SummaryRow], max_problems: int
 ) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    per_interval = rows[:-1]  # drop "all"
-    xs = list(range(1, len(per_interval) + 1))
-    fig = Figure(figsize=(11, 4.2))
-    FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
-    left, right = fig.subplots(1, 2)
-    for j, per_problem in enumerate(stats[:max_problems]):
-        left.plot(
-            xs,
-            [s.accuracy for s in per_problem],
-            lw=0.7,
-            marker="o",  # markers keep an interval visible between empty neighbours (K < M)
-            ms=2,
-            alpha=0.35,
-            color="tab:blue",
-            label="one problem" if j == 0 else None,
-        )
-    left.plot(xs, [r.accuracy for r in per_interval], lw=3, marker="o", color="black", label="mean")
-    left.set(
-        xlabel="length interval (1 = shortest)",
-        ylabel="accuracy",
-        xticks=xs,
-        ylim=(-0.02, 1.02),
-        title=f"per problem ({min(max_problems, len(stats))} of {len(stats)} shown)",
-    )
-    left.legend(loc="lower left")
-
-    width = 0.4
-    right.bar(
-        [x - width / 2 for x in xs], [r.accuracy for r in per_interval], width, color="tab:blue"
-    )
-    right.set(
-        xlabel="length interval (1 = shortest)",
-        ylabel="mean accuracy",
-        xticks=xs,
-        xlim=(0.4, len(xs) + 0.6),
-        ylim=(0, 1),
-        title="averaged over problems",
-    )
-    twin = right.twinx()
-    twin.bar(
-        [x + width / 2 for x in xs],
-        [r.mean_length for r in per_interval],
-        width,
-        color="tab:orange",
-    )
-    twin.set_ylabel("mean length (tokens)")
-    right.legend(
-        handles=[right.patches[0], twin.patches[0]],
-        labels=["accuracy", "length"],
-        loc="upper left",
-    )
-    fig.tight_layout()
-    return _write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
+    fig = length_disharmony_figure(stats, rows, max_problems)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,7 +429,7 @@ def analyze(cfg: AnalyzeConfig) -> AnalyzeSummary:
         DataError: bad or ungraded input (see `read_problems`).
         SetupError: matplotlib is missing.
     """
-    _require_matplotlib()  # before any work, so a missing package does not cost a read
+    require_matplotlib("o1p analyze")  # before any work, so a missing package does not cost a read
     problems = read_problems(cfg.rollouts)
     stats = [
         interval_stats(p.lengths, p.correct, cfg.intervals, tiebreak=p.sample_indices)

@@ -15,19 +15,25 @@ and whether each is correct) plus keyword hyper-parameters, returning one reward
 `clip_and_normalize` is the dataset-level post-processing of the official code (clip to [-2, 4],
 then z-score over the whole dataset).
 
-Pure: only torch and the standard library; no distributed state.
+Pure: only torch and the standard library; no distributed state. torch is imported where a
+tensor is computed (tensor inputs, `clip_and_normalize`), so the build-dataset config, which
+checks reward names and parameters against `REWARDS`, stays torch-free for `--help`.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-import torch
+from megatron_o1p.config.choices import NORMALIZATIONS
+
+if TYPE_CHECKING:
+    import torch
 
 # A scalar, a list/tuple of scalars, or a tensor; lists and tensors work elementwise.
-Values = Union[float, int, bool, Sequence[float], torch.Tensor]
+Values = Union[float, int, bool, Sequence[float], "torch.Tensor"]
 
 # Relative size below which a std is rounding residue, not spread (float64 eps is 2.2e-16).
 _STD_RTOL = 1e-12
@@ -40,9 +46,15 @@ def _is_scalar(x) -> bool:
     return isinstance(x, (int, float, bool))
 
 
+def _is_tensor(x) -> bool:
+    """True for a torch tensor, without importing torch (a tensor exists only once it is)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _floats(values, name: str) -> list[float]:
     """A 1-D sequence (list, tuple or tensor) as a list of Python floats."""
-    if isinstance(values, torch.Tensor):
+    if _is_tensor(values):
         if values.dim() != 1:
             raise ValueError(f"{name} must be 1-D, got shape {tuple(values.shape)}")
         return [float(v) for v in values.tolist()]
@@ -105,7 +117,9 @@ def length_harmonizing_reward(
             - 1.0
             + lam * (float(accuracy) - float(mean_ref_accuracy))
         )
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    import torch
+
+    tensors = [a for a in args if _is_tensor(a)]
     out_dtype = torch.float64
     if tensors:
         out_dtype = tensors[0].dtype
@@ -329,6 +343,7 @@ def alp_rewards(lengths, correct, *, beta: float = 1e-4, norm: float = 1.0) -> l
 
 
 # name -> f(lengths, correct, **hyper_params) -> per-sample rewards, for one problem's group.
+# Its names are config/choices.REWARDS, in the same order (a test checks it).
 REWARDS: dict[str, Callable[..., list[float]]] = {
     "o1-pruner": o1_pruner_rewards,
     "kimi": kimi_rewards,
@@ -365,9 +380,11 @@ def clip_and_normalize(
     Raises:
         ValueError: for an unknown `normalize` or clip bounds with low > high.
     """
-    if normalize not in ("zscore", "none"):
+    import torch
+
+    if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be 'zscore' or 'none', got {normalize!r}")
-    is_tensor = isinstance(rewards, torch.Tensor)
+    is_tensor = _is_tensor(rewards)
     values = torch.as_tensor(rewards, dtype=torch.float64).reshape(-1)
     if clip is not None:
         low, high = clip

@@ -3,40 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
+
+from megatron_o1p.demo.settings import DemoConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=Path("runs/demo"),
-        help="where every stage writes its output; a rerun skips completed stages",
-    )
-    parser.add_argument(
-        "--size",
-        choices=("full", "ci"),
-        default="full",
-        help="full: the README's demo (about 15 min on 2 cores); ci: a reduced smoke run",
-    )
-    parser.add_argument(
-        "--conversion-only",
-        action="store_true",
-        help="only the HF <-> Megatron round trip on tiny Qwen2 and Llama (about a minute)",
-    )
+    DemoConfig.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    if args.conversion_only:
-        return _conversion(args.workdir)
-    import time
-
+    cfg = DemoConfig.from_args(args)
+    if cfg.conversion_only:
+        return _conversion(cfg.workdir)
     from megatron_o1p.demo.pipeline import run_demo
     from megatron_o1p.demo.report import claims, format_claims
 
     start = time.perf_counter()
-    result = run_demo(args.workdir, size=args.size)
+    result = run_demo(cfg.workdir, size=cfg.size)
     print("\nLength disharmony of the base model's samples (paper Table 1):")
     print(result["disharmony"].strip())
     print("\nGreedy evaluation on the held-out test set (paper Table 2; nK = K terms):")
@@ -44,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_claims(claims(result["eval_dir"], result["pruner_runs"][-1])))
     seconds = time.perf_counter() - start
-    print(f"\ndemo: all stages ran in {seconds:.0f} s; outputs in {args.workdir}")
+    print(f"\ndemo: all stages ran in {seconds:.0f} s; outputs in {cfg.workdir}")
     return 0
 
 
@@ -57,5 +42,5 @@ def _conversion(workdir: Path) -> int:
     ok = all(r["round trip bitwise"] for r in rows) and all(
         v < 1e-4 for r in rows for k, v in r.items() if k.startswith("max |logprob")
     )
-    print("demo:", "PASS" if ok else "FAIL")
+    print("demo: PASS" if ok else "demo: FAIL")
     return 0 if ok else 1

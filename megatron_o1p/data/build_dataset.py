@@ -44,6 +44,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from megatron_o1p.config.choices import NORMALIZATIONS, REWARDS
+from megatron_o1p.config.flags import Flags, flag, require, shared
 from megatron_o1p.data.fingerprint import rollouts_fingerprint, tag_table
 from megatron_o1p.data.records import (
     DATASET_SCHEMA,
@@ -54,49 +56,85 @@ from megatron_o1p.data.records import (
 )
 from megatron_o1p.data.shards import read_shards, write_file_atomic
 from megatron_o1p.errors import ConfigError, DataError
-from megatron_o1p.rewards import DEFAULT_LAMBDA, REWARDS, clip_and_normalize, per_problem_stats
+from megatron_o1p.rewards import DEFAULT_LAMBDA, clip_and_normalize, per_problem_stats
+from megatron_o1p.rewards import REWARDS as REWARD_FUNCTIONS
 
 _REQUIRED = ("problem_id", "sample_index", "prompt_ids", "response_ids", "correct")
 SFT_PER_PROBLEM = 2
+# Arguments of every reward function that are the samples, not hyper-parameters.
+_SAMPLE_ARGS = ("lengths", "correct")
 
 
 @dataclass
-class BuildDatasetConfig:
-    """Settings of the build-dataset stage (flags map one-to-one onto fields)."""
+class BuildDatasetConfig(Flags):
+    """Scoring settings of the build-dataset stage (flags map one-to-one onto fields, but for
+    `--reward-param`, which `o1p build-dataset` parses into `reward_params`)."""
 
-    lam: float = DEFAULT_LAMBDA
+    lam: float = flag(
+        DEFAULT_LAMBDA,
+        "lambda of eq. 10, the weight of the accuracy term (2 for Marco-o1-7B, 5 for QwQ-32B)",
+        name="--lambda",
+    )
     """lambda of eq. 10 (2 for Marco-o1-7B, 5 for QwQ-32B); used by --reward o1-pruner."""
-    rows_per_problem: int = 2
-    """Samples per problem kept as rows (official: 2); 0 = all."""
-    reward_clip: tuple[float, float] | None = (-2.0, 4.0)
+    rows_per_problem: int = flag(
+        2,
+        "samples kept per problem, N or 'all' (the official code keeps 2)",
+        type=str,
+        metavar="N|all",
+    )
+    """Samples per problem kept as rows (official: 2); 0 = all. The flag's text (N or "all")
+    is parsed here."""
+    reward_clip: tuple[float, float] | None = flag(
+        (-2.0, 4.0),
+        "clip rewards to [LOW, HIGH] before normalising, as the official code does",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+    )
     """Clip bounds before normalising (official: [-2, 4]); None = no clipping."""
-    normalize: str = "zscore"
+    no_reward_clip: bool = flag(False, "do not clip rewards (overrides --reward-clip)")
+    """Sets `reward_clip` to None."""
+    normalize: str = flag(
+        "zscore", "zscore: over the whole dataset (official); none: raw", choices=NORMALIZATIONS
+    )
     """"zscore" over the whole dataset (official) or "none"."""
-    reward: str = "o1-pruner"
+    reward: str = flag(
+        "o1-pruner", "per-sample reward (rewards.py): R_LH or an alternative", choices=REWARDS
+    )
     """A name in rewards.REWARDS."""
     reward_params: dict = field(default_factory=dict)
     """Extra keyword hyper-parameters of the reward function (e.g. target_length for l1)."""
-    seed: int = 0
+    seed: int = shared("seed", "seed of the per-problem row choice", default=0)
     """Seed of the per-problem row choice."""
 
     def __post_init__(self):
-        if self.reward not in REWARDS:
-            raise ConfigError(f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}")
-        if self.rows_per_problem < 0:
-            raise ConfigError(
-                f"--rows-per-problem must be >= 1 or 'all', got {self.rows_per_problem}"
-            )
-        if self.normalize not in ("zscore", "none"):
-            raise ConfigError(f"--normalize must be zscore or none, got {self.normalize!r}")
-        if self.reward_clip is not None and self.reward_clip[0] > self.reward_clip[1]:
-            raise ConfigError(f"--reward-clip low must be <= high, got {self.reward_clip}")
-        accepted = inspect.signature(REWARDS[self.reward]).parameters
+        require(
+            self.reward in REWARDS,
+            f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}",
+        )
+        self.rows_per_problem = _rows_per_problem(self.rows_per_problem)
+        require(
+            self.normalize in NORMALIZATIONS,
+            f"--normalize must be zscore or none, got {self.normalize!r}",
+        )
+        if self.no_reward_clip:
+            self.reward_clip = None
+        elif self.reward_clip is not None:
+            self.reward_clip = tuple(self.reward_clip)
+        require(
+            self.reward_clip is None or self.reward_clip[0] <= self.reward_clip[1],
+            f"--reward-clip low must be <= high, got {self.reward_clip}",
+        )
+        self._check_reward_params()
+
+    def _check_reward_params(self) -> None:
+        accepted = inspect.signature(REWARD_FUNCTIONS[self.reward]).parameters
+        names = [k for k in accepted if k not in _SAMPLE_ARGS]
         for key in self.reward_params:
-            if key not in accepted or key in ("lengths", "correct"):
-                names = [k for k in accepted if k not in ("lengths", "correct")]
-                raise ConfigError(
-                    f"--reward {self.reward} takes no parameter {key!r}; it takes {names}"
-                )
+            require(
+                key in names,
+                f"--reward {self.reward} takes no parameter {key!r}; it takes {names}",
+            )
         required = [
             k
             for k, p in accepted.items()
@@ -111,6 +149,42 @@ class BuildDatasetConfig:
         if self.reward == "o1-pruner":
             return {"lam": self.lam, **self.reward_params}
         return dict(self.reward_params)
+
+
+def _rows_per_problem(value: int | str) -> int:
+    """`--rows-per-problem`: an int as given (0 = all), or the flag's text, N >= 1 or "all"."""
+    if value == "all":
+        return 0
+    if isinstance(value, str):
+        require(
+            value.isdigit() and int(value) >= 1,
+            f"--rows-per-problem must be a positive integer or 'all', got {value!r}",
+        )
+        return int(value)
+    require(value >= 0, f"--rows-per-problem must be >= 1 or 'all', got {value}")
+    return value
+
+
+@dataclass
+class BuildDatasetJob(Flags):
+    """`o1p build-dataset`: the graded input, the dataset path, and the scoring settings."""
+
+    rollouts: Path = shared("rollouts", "graded rollouts: an `o1p grade` folder or one .parquet")
+    """An `o1p grade` shard directory or one graded parquet file."""
+    out: Path = shared("out", "dataset .parquet (sft.parquet and dpo.parquet go beside it)")
+    """The dataset parquet path; sft.parquet and dpo.parquet are written beside it."""
+    scoring: BuildDatasetConfig = field(default_factory=BuildDatasetConfig)
+
+    def __post_init__(self):
+        self.rollouts, self.out = Path(self.rollouts), Path(self.out)
+        _check_out(self.out)
+
+
+def _check_out(out: Path) -> None:
+    require(
+        out.suffix == ".parquet" and out.name not in ("sft.parquet", "dpo.parquet"),
+        f"--out must be a .parquet file other than sft.parquet/dpo.parquet, got {out}",
+    )
 
 
 @dataclass
@@ -216,7 +290,7 @@ def score(samples: list[Sample], cfg: BuildDatasetConfig) -> list[ScoredRow]:
     Returns:
         The dataset rows, grouped by problem in first-seen order.
     """
-    reward_fn, kwargs = REWARDS[cfg.reward], cfg.reward_kwargs()
+    reward_fn, kwargs = REWARD_FUNCTIONS[cfg.reward], cfg.reward_kwargs()
     rows: list[ScoredRow] = []
     for pid, group in _group(samples).items():
         lengths = [s.length for s in group]
@@ -310,10 +384,7 @@ def build_dataset(rollouts: str | Path, out: str | Path, cfg: BuildDatasetConfig
         ConfigError: OUT is not a .parquet path or collides with sft/dpo.parquet.
     """
     out = Path(out)
-    if out.suffix != ".parquet" or out.name in ("sft.parquet", "dpo.parquet"):
-        raise ConfigError(
-            f"--out must be a .parquet file other than sft.parquet/dpo.parquet, got {out}"
-        )
+    _check_out(out)
     fingerprint = rollouts_fingerprint(rollouts)  # recorded by `o1p sample`, kept by grade
     samples = read_graded(rollouts)
     rows = score(samples, cfg)

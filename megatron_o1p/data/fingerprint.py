@@ -107,8 +107,10 @@ def check_dataset_tokenizer(data: str | Path, checkpoint: str | Path) -> str | N
 
     recorded = file_fingerprint(data)
     if recorded is None:
-        return _warn0(f"warning: {data} records no tokenizer fingerprint (hand-made?); its "
-                      f"token ids are not checked against {checkpoint}/hf")  # fmt: skip
+        return _warn0(
+            f"warning: {data} records no tokenizer fingerprint (hand-made?); its "
+            f"token ids are not checked against {checkpoint}/hf"
+        )
     actual = folder_fingerprint(Path(checkpoint) / "hf")
     if actual is None:
         return _warn0(f"warning: {checkpoint}/hf holds no tokenizer; {data} not checked")

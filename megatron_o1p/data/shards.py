@@ -3,13 +3,16 @@
 Layout of a stage's output directory:
 
     OUT/
-      config.json              the stage's resolved config (checked on every rerun)
-      part-00000.parquet       complete shards, one per chunk of work
-      part-00003.parquet.tmp   a shard being written (or left by a killed run; ignored)
+      config.json                     the stage's resolved config (checked on every rerun)
+      part-00000.parquet              complete shards, one per chunk of work
+      .part-00003.parquet.tmp-4242    a shard being written by process 4242 (or left by a
+                                      killed run): ignored by readers
 
-A shard is written to `part-XXXXX.parquet.tmp` and renamed with `os.replace` (atomic on POSIX
-within one filesystem), so readers and reruns see either nothing or the whole shard. A rerun
-lists complete shards and redoes only the missing ones; a stray `.tmp` is overwritten.
+A shard is written under its temporary name and renamed when complete (`atomic.py`: fsync,
+then `os.replace`, atomic on POSIX within one filesystem), so readers and reruns see either
+nothing or the whole shard. A rerun lists complete shards and redoes only the missing ones;
+before writing a shard it removes what a killed writer of that shard left (only the owner of a
+shard writes it, so the leftover is never a live write).
 
 `config.json` records what determines the output. A rerun with a different config is refused
 with a one-line `ConfigError` unless `overwrite=True`, which deletes the old shards first.
@@ -18,14 +21,17 @@ with a one-line `ConfigError` unless `overwrite=True`, which deletes the old sha
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
+from megatron_o1p.atomic import TMP_MARK, is_temporary, write_json, write_parquet
 from megatron_o1p.errors import ConfigError, DataError
 
 CONFIG_NAME = "config.json"
 _SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+# Before atomic.py, a shard was written to `part-XXXXX.parquet.tmp`; such leftovers are
+# removed the same way as the current temporaries.
+_LEGACY_TMP = ".tmp"
 
 
 def shard_name(index: int) -> str:
@@ -46,8 +52,41 @@ def complete_shards(out_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def _written_name(leftover: Path) -> str | None:
+    """The output a killed write was making (`part-00003.parquet`), or None for other files."""
+    name = leftover.name
+    if is_temporary(leftover):
+        return name[1:].rsplit(TMP_MARK, 1)[0]
+    if name.endswith(_LEGACY_TMP):
+        return name.removesuffix(_LEGACY_TMP)
+    return None
+
+
+def remove_leftovers(out_dir: str | Path, name: str | None = None) -> list[Path]:
+    """Delete the temporaries that killed writes of shards left in `out_dir`.
+
+    Args:
+        out_dir: the output directory (a missing one has none).
+        name: only the leftovers of this shard (`part-00003.parquet`); None = of every shard.
+
+    Returns:
+        The paths removed.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    removed = []
+    for path in out_dir.iterdir():
+        written = _written_name(path)
+        if written is None or not _SHARD_RE.match(written) or name not in (None, written):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def write_shard(out_dir: str | Path, index: int, table) -> Path:
-    """Write `table` as shard `index` of `out_dir`: to `.tmp`, fsync, then rename.
+    """Write `table` as shard `index` of `out_dir`, atomically (see the module docstring).
 
     Args:
         out_dir: the output directory (created if needed).
@@ -57,32 +96,14 @@ def write_shard(out_dir: str | Path, index: int, table) -> Path:
     Returns:
         The path of the complete shard.
     """
-    import pyarrow.parquet as pq
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / shard_name(index)
-    tmp = final.with_name(final.name + ".tmp")
-    pq.write_table(table, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    return final
+    final = Path(out_dir) / shard_name(index)
+    remove_leftovers(out_dir, final.name)
+    return write_parquet(final, table)
 
 
 def write_file_atomic(table, path: str | Path) -> Path:
     """Write one parquet file under a temporary name and rename it into place."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_parquet(Path(path), table)
 
 
 def read_shards(out_dir: str | Path, columns: list[str] | None = None):
@@ -141,11 +162,8 @@ def check_config(out_dir: str | Path, config: dict, *, overwrite: bool = False) 
             )
         for shard in complete_shards(out_dir).values():
             shard.unlink()
-        for tmp in out_dir.glob("part-*.parquet.tmp"):
-            tmp.unlink()
-    tmp = out_dir / f".{CONFIG_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+        remove_leftovers(out_dir)
+    write_json(path, config, indent=2, sort_keys=True)
 
 
 def _first_difference(recorded, config: dict) -> str:

@@ -25,333 +25,337 @@ half-way resumes.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import functools
 import shutil
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from megatron_o1p.atomic import write_text
 from megatron_o1p.demo import task as demo_task
+from megatron_o1p.demo.runner import Runner, Stages
+from megatron_o1p.demo.settings import SIZES, DemoRecipe, DemoSize
 from megatron_o1p.errors import SetupError
 
-
-@dataclass(frozen=True)
-class DemoSize:
-    """Everything that scales the demo's cost. `full` is the README's demo; `ci` only checks
-    that every stage runs and writes its files."""
-
-    sft_traces: int = 40000
-    base_iters: int = 800
-    train_problems: int = 384
-    num_samples: int = 8
-    test_per_level: int = 250
-    sampled_eval: bool = True
-    task: demo_task.TaskConfig = field(default_factory=demo_task.TaskConfig)
-    global_batch: int = 48
+# The task and the base model depend on these settings only: changing a pruning setting reruns
+# everything after the base model, and never retrains it.
+_BASE_SIZE_KEYS = ("task", "sft_traces", "base_iters", "global_batch", "test_per_level")
+_BASE_RECIPE_KEYS = ("layers", "hidden", "seq_length", "base_lr", "micro_batch", "seed")
 
 
-SIZES = {
-    "full": DemoSize(),
-    # 2-3 terms, so that a base model trained for seconds already solves some of its samples
-    # (the SFT and DPO baselines need correct samples to exist).
-    "ci": DemoSize(
-        sft_traces=2560,
-        base_iters=80,
-        train_problems=48,
-        num_samples=4,
-        test_per_level=8,
-        sampled_eval=False,
-        task=demo_task.TaskConfig(min_terms=2, max_terms=3, careless_from_term=2),
-        global_batch=32,
-    ),
-}
+class ModelDirs(NamedTuple):
+    """One model in both formats: an HF folder (vLLM samples from it) and a megatron one."""
+
+    hf: Path
+    mcore: Path
 
 
 @dataclass(frozen=True)
-class DemoRecipe:
-    """Hyper-parameters of the demo's runs (the model and task are tiny; see the README)."""
+class DemoContext:
+    """What every stage of one demo run reads: how to run commands, the stage markers, the
+    settings, and where each stage writes (`workdir/task`, `base`, `roundN`, `runs`, `eval`)."""
 
-    layers: int = 4
-    hidden: int = 128
-    seq_length: int = 256
-    base_lr: float = 3e-3
-    sample_temperature: float = 1.0
-    lam: float = 2.0
-    o1p_lr: float = 5e-5
-    o1p_epochs: int = 2
-    sft_lr: float = 1e-4
-    dpo_lr: float = 5e-5
-    baseline_epochs: int = 2
-    rounds: int = 2
-    """O1-Pruner rounds: each re-samples from the last pruned model, which becomes the new
-    reference (one round moves each token's probability by at most the clip range)."""
-    micro_batch: int = 16
-    seed: int = 0
+    workdir: Path
+    size: DemoSize
+    recipe: DemoRecipe
+    runner: Runner
+    stages: Stages
 
+    @property
+    def settings(self) -> dict:
+        """The marker settings of every stage after the base model: all of size and recipe."""
+        return {"size": asdict(self.size), "recipe": asdict(self.recipe)}
 
-class Runner:
-    """Runs `o1p` commands as subprocesses, logging everything, echoing progress lines."""
+    @property
+    def base_settings(self) -> dict:
+        """The marker settings of the task and the base model (`_BASE_*_KEYS` only)."""
+        return {
+            "size": {k: v for k, v in asdict(self.size).items() if k in _BASE_SIZE_KEYS},
+            "recipe": {k: getattr(self.recipe, k) for k in _BASE_RECIPE_KEYS},
+        }
 
-    def __init__(self, workdir: Path, log=print):
-        self.workdir = workdir
-        self.log = log
-        self.log_path = workdir / "demo.log"
+    def stage(self, name: str, body, *, settings: dict | None = None) -> None:
+        """Run stage `name` (skipped when done with the same settings; default: all)."""
+        self.stages.run(name, self.settings if settings is None else settings, body)
 
-    def o1p(self, *args, nproc: int = 1) -> str:
-        if nproc > 1:
-            head = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-            cmd = head + ["--nproc-per-node", str(nproc), "-m", "megatron_o1p", *args]
-        else:
-            cmd = [sys.executable, "-m", "megatron_o1p", *args]
-        cmd = [str(c) for c in cmd]
-        shown = " ".join(cmd).replace(sys.executable + " -m torch.distributed.run", "torchrun")
-        shown = shown.replace(sys.executable + " -m megatron_o1p", "o1p")
-        self.log(f"  $ {shown}")
-        threads = (
-            "1"
-            if nproc > 1
-            else os.environ.get("OMP_NUM_THREADS", str(min(2, os.cpu_count() or 1)))
-        )
-        env = dict(
-            os.environ,
-            OMP_NUM_THREADS=threads,
-            HF_HUB_OFFLINE="1",
-            TOKENIZERS_PARALLELISM="false",
-            PYTHONWARNINGS="ignore",
-        )
-        out_lines = []
-        with self.log_path.open("a") as log_file:
-            log_file.write(f"\n$ {shown}\n")
-            log_file.flush()
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env, bufsize=1
-            )
-            for line in proc.stdout:
-                log_file.write(line)
-                out_lines.append(line)
-                if _is_progress(line):
-                    self.log("    " + line.rstrip())
-            code = proc.wait()
-        if code:
-            raise SetupError(
-                f"demo stage failed (exit {code}): {shown}; see {self.log_path} for its output"
-            )
-        return "".join(out_lines)
+    @property
+    def task_dir(self) -> Path:
+        return self.workdir / "task"
+
+    @property
+    def base(self) -> ModelDirs:
+        """The long-thought base model, the first round's reference."""
+        return ModelDirs(self.workdir / "base" / "hf", self.workdir / "base" / "mcore")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.workdir / "runs"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.workdir / "eval"
+
+    def round_dir(self, number: int) -> Path:
+        return self.workdir / f"round{number}"
+
+    @property
+    def test_files(self) -> dict[str, Path]:
+        """Held-out problems by difficulty: `nK` = K terms."""
+        levels = range(self.size.task.min_terms, self.size.task.max_terms + 1)
+        return {f"n{k}": self.task_dir / f"test_n{k}.jsonl" for k in levels}
+
+    @property
+    def pruner_names(self) -> list[str]:
+        """The O1-Pruner runs, one per round."""
+        return ["o1-pruner"] + [f"o1-pruner-round{r}" for r in range(2, self.recipe.rounds + 1)]
 
 
-def _is_progress(line: str) -> bool:
-    text = line.strip()
-    return text.startswith(("iteration", "o1p ", "|", "step-0", "truncated")) or "PASS" in text
+@dataclass(frozen=True)
+class PruneRound:
+    """One O1-Pruner round: its number, its folder, the model it prunes and its output run."""
 
+    number: int
+    directory: Path
+    reference: ModelDirs
+    out: Path
+    """`runs/<name>`: the pruned model (`mcore/`, `hf/`)."""
+    tag: str
+    """Appended to stage names when there are several rounds."""
 
-def _fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    @property
+    def rollouts(self) -> Path:
+        return self.directory / "rollouts"
 
+    @property
+    def graded(self) -> Path:
+        return self.directory / "graded"
 
-class Stages:
-    """Stage bookkeeping: a stage is done when its marker holds the same settings."""
-
-    def __init__(self, workdir: Path, log):
-        self.workdir, self.log = workdir, log
-        self.count, self.total = 0, 0
-        self.times: dict[str, float] = {}
-
-    def run(self, name: str, settings: dict, body) -> None:
-        self.count += 1
-        marker = self.workdir / ".stages" / f"{name}.json"
-        key = _fingerprint(settings)
-        if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
-            self.log(f"[{self.count}/{self.total}] {name}: done earlier, skipped")
-            return
-        self.log(f"[{self.count}/{self.total}] {name}")
-        start = time.perf_counter()
-        body()
-        seconds = time.perf_counter() - start
-        self.times[name] = seconds
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "settings": settings, "seconds": seconds}))
-        tmp.replace(marker)
-        self.log(f"    {name}: {seconds:.0f} s")
+    @property
+    def data(self) -> Path:
+        """The R_LH dataset; sft.parquet and dpo.parquet lie beside it."""
+        return self.directory / "data" / "train.parquet"
 
 
 def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
     """Run every stage in `workdir`; returns the comparison rows and paths of the outputs."""
-    sz, rc = SIZES[size], DemoRecipe()
+    demo_size, recipe = SIZES[size], DemoRecipe()
     workdir.mkdir(parents=True, exist_ok=True)
-    run = Runner(workdir, log)
-    stages = Stages(workdir, log)
-    stages.total = 2 + 5 * rc.rounds + 1 + 2 + 2
-    names = ("task", "base", "runs", "eval", *(f"round{r}" for r in range(1, rc.rounds + 1)))
-    w = {name: workdir / name for name in names}
-    settings = {"size": asdict(sz), "recipe": asdict(rc)}
-    # the task and the base model depend on these only: changing a pruning setting reruns
-    # everything after the base model, and never retrains it
-    base_keys = ("layers", "hidden", "seq_length", "base_lr", "micro_batch", "seed")
-    base_settings = {
-        "size": {k: v for k, v in asdict(sz).items() if k in ("task", "sft_traces", "base_iters",
-                                                                "global_batch", "test_per_level")},
-        "recipe": {k: getattr(rc, k) for k in base_keys},
-    }  # fmt: skip
-    base_hf, base_mcore = w["base"] / "hf", w["base"] / "mcore"
-    levels = range(sz.task.min_terms, sz.task.max_terms + 1)
-    test_files = {f"n{k}": w["task"] / f"test_n{k}.jsonl" for k in levels}
-
-    def make_task():
-        tok = demo_task.build_tokenizer()
-        train = demo_task.make_problems(sz.train_problems, sz.task, seed=rc.seed + 1)
-        demo_task.write_jsonl(train, w["task"] / "train_problems.jsonl")
-        test = demo_task.make_problems(sz.test_per_level * len(test_files), sz.task, seed=99)
-        for name, path in test_files.items():
-            demo_task.write_jsonl([p for p in test if p["difficulty"] == name], path)
-        sft = demo_task.make_problems(sz.sft_traces, sz.task, seed=rc.seed + 2)
-        rows = demo_task.sft_rows(sft, sz.task, seed=rc.seed + 3, tokenizer=tok)
-        _write_parquet(rows, w["task"] / "long_thought_sft.parquet")
-
-    stages.run("task", base_settings, make_task)
-
-    def train_base():
-        init_hf, init_mcore = w["base"] / "init_hf", w["base"] / "init_mcore"
-        for path in (init_hf, init_mcore, w["base"] / "sft_run", base_hf, base_mcore):
-            shutil.rmtree(path, ignore_errors=True)
-        demo_task.build_base_model(init_hf, layers=rc.layers, hidden=rc.hidden, seed=rc.seed)
-        run.o1p("convert", "hf-to-mcore", "--hf-dir", init_hf, "--out", init_mcore)
-        run.o1p(
-            "train", "--loss", "sft", "--load", init_mcore, "--save", w["base"] / "sft_run",
-            "--data", w["task"] / "long_thought_sft.parquet", "--seq-length", rc.seq_length,
-            "--micro-batch-size", rc.micro_batch, "--global-batch-size", sz.global_batch,
-            "--lr", rc.base_lr, "--min-lr", rc.base_lr / 30, "--lr-warmup-fraction", 0.03,
-            "--weight-decay", 0.01, "--train-iters", sz.base_iters, "--log-interval", 40,
-            "--seed", rc.seed,
-        )  # fmt: skip
-        run.o1p("convert", "mcore-to-hf", "--mcore-dir", w["base"] / "sft_run", "--out", base_hf)
-        run.o1p("convert", "hf-to-mcore", "--hf-dir", base_hf, "--out", base_mcore)
-        shutil.rmtree(init_mcore)
-
-    stages.run("base model (long-thought SFT)", base_settings, train_base)
-
-    reference = (base_hf, base_mcore)
-    for rnd in range(1, rc.rounds + 1):
-        reference = _prune_round(run, stages, settings, w, sz, rc, rnd, reference)
-
-    def baseline(name: str, loss: str, path: Path, lr: float):
-        _train(run, w["runs"] / name, loss, base_mcore, path, lr, rc.baseline_epochs, sz, rc)
-
-    data1 = w["round1"] / "data"
-    stages.run(
-        "train sft-shortest (baseline)",
-        settings,
-        lambda: baseline("sft-shortest", "sft", data1 / "sft.parquet", rc.sft_lr),
+    stages = Stages(workdir, log, total=2 + 5 * recipe.rounds + 1 + 2 + 2)
+    ctx = DemoContext(workdir, demo_size, recipe, Runner(workdir, log), stages)
+    ctx.stage("task", functools.partial(_make_task, ctx), settings=ctx.base_settings)
+    ctx.stage(
+        "base model (long-thought SFT)",
+        functools.partial(_train_base, ctx),
+        settings=ctx.base_settings,
     )
-    stages.run("train dpo (baseline)", settings,
-               lambda: baseline("dpo", "dpo", data1 / "dpo.parquet", rc.dpo_lr))  # fmt: skip
-
-    models = {"baseline": base_hf}
-    for name in ("sft-shortest", "dpo", *_pruner_names(rc)):
-        models[name] = w["runs"] / name / "hf"
-    benchmarks = [f"{name}={path}" for name, path in test_files.items()]
-
-    def evaluate():
-        for name, model in models.items():
-            _evaluate(run, model, benchmarks, w["eval"] / name, rc)
-        if sz.sampled_eval:
-            for name in ("baseline", _pruner_names(rc)[-1]):
-                _evaluate(run, models[name], benchmarks, w["eval"] / f"{name}-T1", rc, T=1.0)
-
-    stages.run("evaluate", settings, evaluate)
-
-    def compare():
-        runs = [w["eval"] / n for n in models if n != "baseline"]
-        out = run.o1p(
-            "compare", "--baseline", w["eval"] / "baseline", *runs, "--out", workdir / "compare"
-        )
-        (workdir / "compare" / "table.txt").write_text(out)
-
-    stages.run("compare", settings, compare)
+    reference = ctx.base
+    for number in range(1, recipe.rounds + 1):
+        reference = _prune_round(ctx, number, reference)
+    _train_baselines(ctx)
+    models = {"baseline": ctx.base.hf}
+    for name in ("sft-shortest", "dpo", *ctx.pruner_names):
+        models[name] = ctx.runs_dir / name / "hf"
+    ctx.stage("evaluate", functools.partial(_evaluate_all, ctx, models))
+    ctx.stage("compare", functools.partial(_compare, ctx, models))
     return {
-        "disharmony": (w["round1"] / "analysis" / "table.txt").read_text(),
+        "disharmony": (ctx.round_dir(1) / "analysis" / "table.txt").read_text(),
         "compare": (workdir / "compare" / "table.txt").read_text(),
-        "eval_dir": w["eval"],
-        "pruner_runs": _pruner_names(rc),
+        "eval_dir": ctx.eval_dir,
+        "pruner_runs": ctx.pruner_names,
         "stage_seconds": stages.times,
     }
 
 
-def _pruner_names(rc: DemoRecipe) -> list[str]:
-    return ["o1-pruner"] + [f"o1-pruner-round{r}" for r in range(2, rc.rounds + 1)]
+def _options(flags: dict) -> list:
+    """{"--flag": value, ...} as the argument list `--flag value ...`, in order."""
+    return [item for pair in flags.items() for item in pair]
 
 
-def _prune_round(run, stages, settings, w, sz, rc, rnd: int, reference) -> tuple[Path, Path]:
-    """One O1-Pruner round from `reference` (HF dir, megatron dir): sample, grade, build the
-    R_LH dataset, reference log-probs, train at TP=2. Returns the pruned model as the next
-    round's reference (re-converted, so the next run starts fresh rather than resuming)."""
-    ref_hf, ref_mcore = reference
-    rd = w[f"round{rnd}"]
-    rollouts, graded, data = rd / "rollouts", rd / "graded", rd / "data" / "train.parquet"
-    tag = f" (round {rnd})" if rc.rounds > 1 else ""
-
-    stages.run(f"sample{tag}", settings, lambda: run.o1p(
-        "sample", "--model", ref_hf, "--problems", w["task"] / "train_problems.jsonl",
-        "--id-field", "id", "--out", rollouts, "--num-samples", sz.num_samples,
-        "--temperature", rc.sample_temperature, "--top-p", 1.0, "--max-tokens",
-        rc.seq_length - 16, "--seed", rc.seed + rnd, "--max-model-len", rc.seq_length,
-        "--overwrite",
-    ))  # fmt: skip
-
-    def grade():
-        from megatron_o1p.data.shards import read_shards
-
-        run.o1p("grade", rollouts, graded)
-        if not any(read_shards(graded, columns=["correct"]).column("correct").to_pylist()):
-            raise SetupError(
-                f"the model {ref_hf} solved none of its samples, so there is nothing to prune "
-                "towards; train the base model longer"
-            )
-
-    stages.run(f"grade{tag}", settings, grade)
-    if rnd == 1:
-
-        def analyze():
-            out = run.o1p("analyze", "--rollouts", graded, "--out", rd / "analysis")
-            (rd / "analysis" / "table.txt").write_text(out)
-
-        stages.run("analyze (length disharmony)", settings, analyze)
-
-    def build():
-        shutil.rmtree(data.parent, ignore_errors=True)
-        run.o1p(
-            "build-dataset", "--rollouts", graded, "--out", data, "--lambda", rc.lam,
-            "--rows-per-problem", "all", "--seed", rc.seed,
-        )  # fmt: skip
-
-    stages.run(f"build-dataset{tag}", settings, build)
-
-    def ref_logprobs():
-        # the DPO baseline needs reference sums too (round 1 only: baselines prune once)
-        for path in (data, *([data.parent / "dpo.parquet"] if rnd == 1 else [])):
-            run.o1p(
-                "ref-logprobs", "--load", ref_mcore, "--data", path,
-                "--seq-length", rc.seq_length, "--micro-batch-size", rc.micro_batch,
-                *(["--rollouts", rollouts] if path == data else []),
-            )  # fmt: skip
-
-    stages.run(f"ref-logprobs{tag}", settings, ref_logprobs)
-    out = w["runs"] / _pruner_names(rc)[rnd - 1]
-
-    def train():
-        _train(run, out, "o1-pruner", ref_mcore, data, rc.o1p_lr, rc.o1p_epochs, sz, rc, tp=2)
-        if rnd < rc.rounds:
-            run.o1p("convert", "hf-to-mcore", "--hf-dir", out / "hf", "--out", out / "ref_mcore")
-
-    stages.run(f"train o1-pruner{tag}, TP=2", settings, train)
-    return out / "hf", out / "ref_mcore"
+# --------------------------------------------------------------------------- task, base model
 
 
-def _train(run, out: Path, loss, load, data, lr, epochs, sz, rc, tp: int = 1) -> None:
+def _make_task(ctx: DemoContext) -> None:
+    """Training problems, held-out test problems per difficulty, and the long-thought SFT set."""
+    size, seed = ctx.size, ctx.recipe.seed
+    tokenizer = demo_task.build_tokenizer()
+    train = demo_task.make_problems(size.train_problems, size.task, seed=seed + 1)
+    demo_task.write_jsonl(train, ctx.task_dir / "train_problems.jsonl")
+    test_files = ctx.test_files
+    test = demo_task.make_problems(size.test_per_level * len(test_files), size.task, seed=99)
+    for name, path in test_files.items():
+        demo_task.write_jsonl([p for p in test if p["difficulty"] == name], path)
+    sft = demo_task.make_problems(size.sft_traces, size.task, seed=seed + 2)
+    rows = demo_task.sft_rows(sft, size.task, seed=seed + 3, tokenizer=tokenizer)
+    _write_parquet(rows, ctx.task_dir / "long_thought_sft.parquet")
+
+
+def _train_base(ctx: DemoContext) -> None:
+    """A random Qwen2 -> megatron -> SFT on the long-thought traces -> HF and megatron."""
+    recipe, base = ctx.recipe, ctx.base
+    init_hf, init_mcore = ctx.workdir / "base" / "init_hf", ctx.workdir / "base" / "init_mcore"
+    sft_run = ctx.workdir / "base" / "sft_run"
+    for path in (init_hf, init_mcore, sft_run, base.hf, base.mcore):
+        shutil.rmtree(path, ignore_errors=True)
+    demo_task.build_base_model(
+        init_hf, layers=recipe.layers, hidden=recipe.hidden, seed=recipe.seed
+    )
+    run = ctx.runner.o1p
+    run("convert", "hf-to-mcore", "--hf-dir", init_hf, "--out", init_mcore)
+    train_flags = {
+        "--loss": "sft",
+        "--load": init_mcore,
+        "--save": sft_run,
+        "--data": ctx.task_dir / "long_thought_sft.parquet",
+        "--seq-length": recipe.seq_length,
+        "--micro-batch-size": recipe.micro_batch,
+        "--global-batch-size": ctx.size.global_batch,
+        "--lr": recipe.base_lr,
+        "--min-lr": recipe.base_lr / 30,
+        "--lr-warmup-fraction": 0.03,
+        "--weight-decay": 0.01,
+        "--train-iters": ctx.size.base_iters,
+        "--log-interval": 40,
+        "--seed": recipe.seed,
+    }
+    run("train", *_options(train_flags))
+    run("convert", "mcore-to-hf", "--mcore-dir", sft_run, "--out", base.hf)
+    run("convert", "hf-to-mcore", "--hf-dir", base.hf, "--out", base.mcore)
+    shutil.rmtree(init_mcore)
+
+
+# --------------------------------------------------------------------------- pruning rounds
+
+
+def _prune_round(ctx: DemoContext, number: int, reference: ModelDirs) -> ModelDirs:
+    """One O1-Pruner round from `reference`: sample, grade, build the R_LH dataset, reference
+    log-probs, train at TP=2. Returns the pruned model as the next round's reference
+    (re-converted, so the next run starts fresh rather than resuming)."""
+    rnd = PruneRound(
+        number=number,
+        directory=ctx.round_dir(number),
+        reference=reference,
+        out=ctx.runs_dir / ctx.pruner_names[number - 1],
+        tag=f" (round {number})" if ctx.recipe.rounds > 1 else "",
+    )
+    ctx.stage(f"sample{rnd.tag}", functools.partial(_sample, ctx, rnd))
+    ctx.stage(f"grade{rnd.tag}", functools.partial(_grade, ctx, rnd))
+    if number == 1:
+        ctx.stage("analyze (length disharmony)", functools.partial(_analyze, ctx, rnd))
+    ctx.stage(f"build-dataset{rnd.tag}", functools.partial(_build_dataset, ctx, rnd))
+    ctx.stage(f"ref-logprobs{rnd.tag}", functools.partial(_ref_logprobs, ctx, rnd))
+    ctx.stage(f"train o1-pruner{rnd.tag}, TP=2", functools.partial(_train_pruner, ctx, rnd))
+    return ModelDirs(rnd.out / "hf", rnd.out / "ref_mcore")
+
+
+def _sample(ctx: DemoContext, rnd: PruneRound) -> None:
+    recipe = ctx.recipe
+    sample_flags = {
+        "--model": rnd.reference.hf,
+        "--problems": ctx.task_dir / "train_problems.jsonl",
+        "--id-field": "id",
+        "--out": rnd.rollouts,
+        "--num-samples": ctx.size.num_samples,
+        "--temperature": recipe.sample_temperature,
+        "--top-p": 1.0,
+        "--max-tokens": recipe.seq_length - 16,
+        "--seed": recipe.seed + rnd.number,
+        "--max-model-len": recipe.seq_length,
+    }
+    ctx.runner.o1p("sample", *_options(sample_flags), "--overwrite")
+
+
+def _grade(ctx: DemoContext, rnd: PruneRound) -> None:
+    from megatron_o1p.data.shards import read_shards
+
+    ctx.runner.o1p("grade", rnd.rollouts, rnd.graded)
+    if not any(read_shards(rnd.graded, columns=["correct"]).column("correct").to_pylist()):
+        raise SetupError(
+            f"the model {rnd.reference.hf} solved none of its samples, so there is nothing to "
+            "prune towards; train the base model longer"
+        )
+
+
+def _analyze(ctx: DemoContext, rnd: PruneRound) -> None:
+    analysis = rnd.directory / "analysis"
+    table = ctx.runner.o1p("analyze", "--rollouts", rnd.graded, "--out", analysis)
+    write_text(analysis / "table.txt", table)
+
+
+def _build_dataset(ctx: DemoContext, rnd: PruneRound) -> None:
+    shutil.rmtree(rnd.data.parent, ignore_errors=True)
+    dataset_flags = {
+        "--rollouts": rnd.graded,
+        "--out": rnd.data,
+        "--lambda": ctx.recipe.lam,
+        "--rows-per-problem": "all",
+        "--seed": ctx.recipe.seed,
+    }
+    ctx.runner.o1p("build-dataset", *_options(dataset_flags))
+
+
+def _ref_logprobs(ctx: DemoContext, rnd: PruneRound) -> None:
+    # the DPO baseline needs reference sums too (round 1 only: baselines prune once)
+    datasets = [rnd.data] + ([rnd.data.parent / "dpo.parquet"] if rnd.number == 1 else [])
+    for path in datasets:
+        flags = {
+            "--load": rnd.reference.mcore,
+            "--data": path,
+            "--seq-length": ctx.recipe.seq_length,
+            "--micro-batch-size": ctx.recipe.micro_batch,
+        }
+        rollouts = ["--rollouts", rnd.rollouts] if path == rnd.data else []
+        ctx.runner.o1p("ref-logprobs", *_options(flags), *rollouts)
+
+
+def _train_pruner(ctx: DemoContext, rnd: PruneRound) -> None:
+    recipe = ctx.recipe
+    _train(
+        ctx,
+        rnd.out,
+        loss="o1-pruner",
+        load=rnd.reference.mcore,
+        data=rnd.data,
+        lr=recipe.o1p_lr,
+        epochs=recipe.o1p_epochs,
+        tensor_parallel=2,
+    )
+    if rnd.number < recipe.rounds:
+        hf, ref_mcore = rnd.out / "hf", rnd.out / "ref_mcore"
+        ctx.runner.o1p("convert", "hf-to-mcore", "--hf-dir", hf, "--out", ref_mcore)
+
+
+# --------------------------------------------------------------------------- baselines, eval
+
+
+def _train_baselines(ctx: DemoContext) -> None:
+    """SFT on the 2 shortest correct samples and DPO, from round 1's data and the base model."""
+    data = ctx.round_dir(1) / "data"
+    recipe = ctx.recipe
+    for name, loss, lr in (("sft-shortest", "sft", recipe.sft_lr), ("dpo", "dpo", recipe.dpo_lr)):
+        train = functools.partial(
+            _train,
+            ctx,
+            ctx.runs_dir / name,
+            loss=loss,
+            load=ctx.base.mcore,
+            data=data / f"{loss}.parquet",
+            lr=lr,
+            epochs=recipe.baseline_epochs,
+        )
+        ctx.stage(f"train {name} (baseline)", train)
+
+
+def _train(
+    ctx: DemoContext,
+    out: Path,
+    *,
+    loss: str,
+    load: Path,
+    data: Path,
+    lr: float,
+    epochs: int,
+    tensor_parallel: int = 1,
+) -> None:
     """`o1p train` from `load` into `out/mcore`, then `out/hf`. A DPO row is a pair, so
     half the rows per batch keep the sequences per step equal; a dataset smaller than a
     batch (the reduced `ci` size) trains on what there is."""
@@ -360,26 +364,53 @@ def _train(run, out: Path, loss, load, data, lr, epochs, sz, rc, tp: int = 1) ->
     shutil.rmtree(out, ignore_errors=True)
     pairs = 2 if loss == "dpo" else 1
     rows = pq.ParquetFile(data).metadata.num_rows
-    global_batch = min(sz.global_batch // pairs, rows)
-    micro_batch = min(rc.micro_batch // pairs, global_batch)
+    global_batch = min(ctx.size.global_batch // pairs, rows)
+    micro_batch = min(ctx.recipe.micro_batch // pairs, global_batch)
     global_batch -= global_batch % micro_batch
-    run.o1p(
-        "train", "--loss", loss, "--load", load, "--data", data, "--save", out / "mcore",
-        "--tensor-model-parallel-size", tp, "--micro-batch-size", micro_batch,
-        "--global-batch-size", global_batch, "--seq-length", rc.seq_length,
-        "--lr", lr, "--min-lr", 0, "--lr-warmup-fraction", 0.1, "--train-epochs", epochs,
-        "--log-interval", 10, "--seed", rc.seed, nproc=tp,
-    )  # fmt: skip
-    run.o1p("convert", "mcore-to-hf", "--mcore-dir", out / "mcore", "--out", out / "hf")
+    train_flags = {
+        "--loss": loss,
+        "--load": load,
+        "--data": data,
+        "--save": out / "mcore",
+        "--tensor-model-parallel-size": tensor_parallel,
+        "--micro-batch-size": micro_batch,
+        "--global-batch-size": global_batch,
+        "--seq-length": ctx.recipe.seq_length,
+        "--lr": lr,
+        "--min-lr": 0,
+        "--lr-warmup-fraction": 0.1,
+        "--train-epochs": epochs,
+        "--log-interval": 10,
+        "--seed": ctx.recipe.seed,
+    }
+    ctx.runner.o1p("train", *_options(train_flags), nproc=tensor_parallel)
+    ctx.runner.o1p("convert", "mcore-to-hf", "--mcore-dir", out / "mcore", "--out", out / "hf")
 
 
-def _evaluate(run: Runner, model: Path, benchmarks, out: Path, rc: DemoRecipe, T: float = 0.0):
-    args = ["evaluate", "--model", model, "--out", out, "--max-tokens", rc.seq_length - 16]
-    for bench in benchmarks:
-        args += ["--benchmark", bench]
-    if T:
-        args += ["--temperature", T, "--num-samples", 1, "--seed", rc.seed]
-    run.o1p(*args, "--max-model-len", rc.seq_length, "--overwrite")
+def _evaluate_all(ctx: DemoContext, models: dict[str, Path]) -> None:
+    """Every model greedy; the base and the last O1-Pruner model sampled (T=1) too."""
+    for name, model in models.items():
+        _evaluate(ctx, model, ctx.eval_dir / name)
+    if ctx.size.sampled_eval:
+        for name in ("baseline", ctx.pruner_names[-1]):
+            _evaluate(ctx, models[name], ctx.eval_dir / f"{name}-T1", temperature=1.0)
+
+
+def _evaluate(ctx: DemoContext, model: Path, out: Path, temperature: float = 0.0) -> None:
+    recipe = ctx.recipe
+    args = ["evaluate", "--model", model, "--out", out, "--max-tokens", recipe.seq_length - 16]
+    for name, path in ctx.test_files.items():
+        args += ["--benchmark", f"{name}={path}"]
+    if temperature:
+        args += ["--temperature", temperature, "--num-samples", 1, "--seed", recipe.seed]
+    ctx.runner.o1p(*args, "--max-model-len", recipe.seq_length, "--overwrite")
+
+
+def _compare(ctx: DemoContext, models: dict[str, Path]) -> None:
+    runs = [ctx.eval_dir / name for name in models if name != "baseline"]
+    out = ctx.workdir / "compare"
+    table = ctx.runner.o1p("compare", "--baseline", ctx.eval_dir / "baseline", *runs, "--out", out)
+    write_text(out / "table.txt", table)
 
 
 def _write_parquet(rows: list[dict], path: Path) -> None:
@@ -387,5 +418,4 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
 
     from megatron_o1p.data.shards import write_file_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomic(pa.Table.from_pylist(rows), path)

@@ -41,6 +41,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from megatron_o1p.atomic import write_text
+
 EOS, PAD, UNK = "</s>", "<pad>", "<unk>"
 WORDS = ("chk:", " ok;", " fix;", "\\boxed{")
 LETTERS = "abcdefgh"
@@ -115,13 +117,8 @@ def long_thought(terms: list[int], cfg: TaskConfig, rng: random.Random) -> str:
 
 
 def write_jsonl(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    tmp.replace(path)
-    return path
+    """One JSON object a line, written atomically."""
+    return write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def build_tokenizer():
@@ -145,37 +142,28 @@ def build_base_model(
     out_dir: Path, *, layers: int = 4, hidden: int = 128, head_dim: int = 32, seed: int = 0
 ) -> Path:
     """A randomly initialised Qwen2 (vLLM's CPU attention takes head_dim 32, 64, 80, ...)."""
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
     from transformers.utils import logging as hf_logging
 
+    from megatron_o1p.testing.tiny_models import save_random_qwen2
+
     hf_logging.disable_progress_bar()  # one tiny shard; the demo prints its own progress
-    tok = build_tokenizer()
-    eos, pad = tok.convert_tokens_to_ids(EOS), tok.convert_tokens_to_ids(PAD)
-    config = Qwen2Config(
-        vocab_size=len(tok),
+    heads = hidden // head_dim
+    return save_random_qwen2(
+        out_dir,
+        build_tokenizer(),
+        eos_token=EOS,
+        pad_token=PAD,
         hidden_size=hidden,
         intermediate_size=4 * hidden,
         num_hidden_layers=layers,
-        num_attention_heads=hidden // head_dim,
-        num_key_value_heads=hidden // head_dim,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=512,
-        rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        rope_theta=10000.0,
         tie_word_embeddings=True,
-        use_sliding_window=False,
-        bos_token_id=pad,
-        eos_token_id=eos,
-        pad_token_id=pad,
+        seed=seed,
+        reinitialize=False,  # the demo's base model was always drawn by transformers' init
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=pad, eos_token_id=eos, pad_token_id=pad)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tok.save_pretrained(out_dir)
-    return out_dir
 
 
 def sft_rows(problems: list[dict], cfg: TaskConfig, seed: int, tokenizer) -> list[dict]:

@@ -38,22 +38,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from megatron_o1p.config.flags import Flags, flag
 from megatron_o1p.errors import ConfigError
 
 ALPHA, BETA, GAMMA = 1.0, 3.0, 5.0
 
 
 @dataclass(frozen=True)
-class AESWeights:
-    """The AES weights; the paper's defaults."""
+class AESWeights(Flags):
+    """The AES weights; the paper's defaults. Also the `o1p compare` flags that set them."""
 
-    alpha: float = ALPHA
+    alpha: float = flag(ALPHA, "AES weight of the relative length reduction")
     """Weight of the relative length reduction."""
-    beta: float = BETA
+    beta: float = flag(BETA, "AES weight of a relative accuracy gain")
     """Weight of a relative accuracy gain."""
-    gamma: float = GAMMA
+    gamma: float = flag(GAMMA, "AES weight of a relative accuracy loss")
     """Weight of a relative accuracy loss (the stated formula; unused with paper=True)."""
-    paper: bool = False
+    paper: bool = flag(
+        False,
+        "reproduce the paper's printed Table 2: +beta*|dAcc| even when accuracy drops",
+        name="--paper-aes",
+    )
     """Reproduce Table 2's printed values: +beta * |dAcc| whatever the sign of dAcc."""
 
     def __post_init__(self):

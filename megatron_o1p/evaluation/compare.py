@@ -36,11 +36,12 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from megatron_o1p.errors import ConfigError, DataError, SetupError
+from megatron_o1p.atomic import write_bytes
+from megatron_o1p.config.flags import Flags, flag, shared
+from megatron_o1p.errors import ConfigError, DataError
 from megatron_o1p.evaluation.aes import (
     AESWeights,
     aes_from_deltas,
@@ -48,6 +49,7 @@ from megatron_o1p.evaluation.aes import (
     delta_accuracy,
     delta_length,
 )
+from megatron_o1p.plots import compare_figure, require_matplotlib
 
 SUMMARY_NAME = "summary.json"
 CSV_NAME = "compare.csv"
@@ -57,17 +59,21 @@ _EVALUATE_HINT = "run `o1p evaluate --out DIR` first"
 
 
 @dataclass
-class CompareConfig:
-    """Settings of the compare stage (flags map one-to-one onto fields)."""
+class CompareConfig(Flags):
+    """Settings of the compare stage (flags map one-to-one onto fields; RUN_DIRs are
+    positional, so `o1p compare` adds them itself)."""
 
-    baseline: Path
+    baseline: Path = flag(help="the baseline's `o1p evaluate` output directory")
     """The baseline's `o1p evaluate` output directory."""
     runs: list[Path]
     """The other methods' `o1p evaluate` output directories."""
-    out: Path
+    out: Path = shared("out", "directory for compare.csv, compare.md and compare.png")
     """Output directory for compare.csv, compare.md and compare.png."""
-    names: list[str] | None = None
-    """One name per method, the baseline first; None = the directories' basenames."""
+    names: list[str] | None = flag(
+        None, "comma-separated method names, the baseline first (default: the directory names)"
+    )
+    """One name per method, the baseline first; None = the directories' basenames. The flag's
+    comma-separated text is split here."""
     weights: AESWeights = field(default_factory=AESWeights)
     """alpha, beta, gamma and the AES mode (--paper-aes)."""
 
@@ -75,8 +81,11 @@ class CompareConfig:
         self.baseline = Path(self.baseline)
         self.runs = [Path(r) for r in self.runs]
         self.out = Path(self.out)
+        if isinstance(self.names, str):
+            self.names = self.names.split(",")
         if not self.runs:
             raise ConfigError("no run to compare; pass one or more RUN_DIRs after --baseline")
+        _method_names(self.baseline, self.runs, self.names)  # refuse bad --names now
 
 
 @dataclass
@@ -301,60 +310,10 @@ def _csv_text(rows: list[dict]) -> str:
     return f.getvalue()
 
 
-def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as err:
-        raise SetupError(
-            f"o1p compare draws with matplotlib, which is not installed ({err}); "
-            "pip install matplotlib"
-        ) from err
-
-
-def _plot_png(rows: list[dict]) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    benches = list(rows[0]["benchmarks"])
-    panels = [(b, [r["benchmarks"][b] for r in rows]) for b in benches]
-    panels.append(("average", [r["average"] for r in rows]))
-    cols = min(len(panels), 4)
-    nrows = (len(panels) + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols, 3.8 * nrows))
-    FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
-    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
-    for ax, (title, values) in zip(axes, panels):
-        for r, v in zip(rows, values):
-            ax.scatter(
-                [v["length"]],
-                [v["acc"]],
-                marker="s" if r["is_baseline"] else "o",
-                s=50,
-                color="black" if r["is_baseline"] else None,
-                zorder=3,
-            )
-            ax.annotate(
-                r["method"], (v["length"], v["acc"]), textcoords="offset points", xytext=(5, 4)
-            )
-        ax.set(title=title, xlabel="mean length (tokens)", ylabel="accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.margins(0.2)
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
-    fig.tight_layout()
+def _png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def run_compare(cfg: CompareConfig) -> CompareResult:
@@ -364,15 +323,14 @@ def run_compare(cfg: CompareConfig) -> CompareResult:
         DataError, ConfigError: see `compare_table`; nothing is written then.
         SetupError: matplotlib is missing.
     """
-    _require_matplotlib()
+    require_matplotlib("o1p compare")
     rows = compare_table(cfg.baseline, cfg.runs, cfg.names, cfg.weights)
     files = {
         CSV_NAME: _csv_text(rows).encode(),
         MD_NAME: _markdown_file(rows, cfg.weights).encode(),
-        PLOT_NAME: _plot_png(rows),
+        PLOT_NAME: _png_bytes(compare_figure(rows)),
     }
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    paths = [_write_atomic(cfg.out / name, data) for name, data in files.items()]
+    paths = [write_bytes(cfg.out / name, data) for name, data in files.items()]
     return CompareResult(
         rows=rows,
         benchmarks=list(rows[0]["benchmarks"]),

@@ -33,6 +33,7 @@ __all__ = [
     "build_tiny_llama",
     "build_tiny_qwen2",
     "hf_forward_logits",
+    "save_random_qwen2",
     "tiny_corpus",
 ]
 
@@ -265,40 +266,85 @@ def build_tiny_qwen2(
     Returns:
         ``out_dir`` as a ``pathlib.Path``.
     """
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tok = _train_qwen2_tokenizer(vocab_size)
-    eos_id = tok.convert_tokens_to_ids("<|im_end|>")
-    pad_id = tok.convert_tokens_to_ids("<|endoftext|>")
-    config = Qwen2Config(
-        vocab_size=len(tok),
+    return save_random_qwen2(
+        out_dir,
+        tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_hidden_layers,
         num_attention_heads=num_attention_heads,
         num_key_value_heads=num_key_value_heads,
         max_position_embeddings=4096,
-        rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        rope_theta=1000000.0,
         tie_word_embeddings=tie_word_embeddings,
+        seed=seed,
+        dtype=dtype,
+    )
+
+
+def save_random_qwen2(
+    out_dir: str | os.PathLike,
+    tokenizer,
+    *,
+    eos_token: str,
+    pad_token: str,
+    rope_theta: float,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    reinitialize: bool = True,
+    **shape,
+) -> pathlib.Path:
+    """Saves a random ``Qwen2ForCausalLM`` sized for ``tokenizer``, and the tokenizer, as HF.
+
+    The model's vocabulary is ``len(tokenizer)``; ``pad_token`` doubles as BOS (Qwen2 has no
+    BOS of its own). RMSNorm eps is 1e-6, no sliding window. Used by ``build_tiny_qwen2`` and
+    by the demo's base model (``demo/task.py``), which only differ in tokenizer and shape.
+
+    Args:
+        out_dir: Folder to write (created if needed).
+        tokenizer: A ``transformers`` tokenizer; saved beside the model.
+        eos_token: The token that ends a response (generation config and model config).
+        pad_token: The padding token, also used as BOS.
+        rope_theta: RoPE base.
+        seed: Seed for the weights.
+        dtype: Dtype of the saved weights.
+        reinitialize: Redraw every parameter with ``_random_init_`` (random norms and biases,
+            so converter bugs show); False keeps transformers' own initialisation, drawn
+            under ``seed``.
+        **shape: ``Qwen2Config`` sizes: hidden_size, intermediate_size, num_hidden_layers,
+            num_attention_heads, num_key_value_heads, max_position_embeddings,
+            tie_word_embeddings.
+
+    Returns:
+        ``out_dir`` as a ``pathlib.Path``.
+    """
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = {
+        "bos_token_id": tokenizer.convert_tokens_to_ids(pad_token),
+        "eos_token_id": tokenizer.convert_tokens_to_ids(eos_token),
+        "pad_token_id": tokenizer.convert_tokens_to_ids(pad_token),
+    }
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
         use_sliding_window=False,
-        bos_token_id=pad_id,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
+        **ids,
+        **shape,
     )
     with torch.random.fork_rng(devices=[]):  # keep the caller's global RNG untouched
         torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(config)  # its own init is overwritten just below
-    _random_init_(model, seed)
-    _save_model(
-        model,
-        out_dir,
-        dtype,
-        {"bos_token_id": pad_id, "eos_token_id": eos_id, "pad_token_id": pad_id},
-    )
-    tok.save_pretrained(out_dir)
+        model = Qwen2ForCausalLM(config)
+    if reinitialize:
+        _random_init_(model, seed)
+    _save_model(model, out_dir, dtype, ids)
+    tokenizer.save_pretrained(out_dir)
     return out_dir
 
 
@@ -333,6 +379,27 @@ def _train_llama_sentencepiece(vocab_size: int) -> bytes:
         minloglevel=2,
     )
     return buf.getvalue()
+
+
+def _save_llama_tokenizer(out_dir: pathlib.Path, vocab_size: int) -> None:
+    """Trains the SentencePiece model and saves it with its HF tokenizer files in ``out_dir``."""
+    from transformers import LlamaTokenizer
+
+    sp_bytes = _train_llama_sentencepiece(vocab_size)
+    # Build the HF tokenizer from a folder holding only tokenizer.model: that is the route on
+    # which transformers 5 converts the SentencePiece proto (LlamaTokenizer(vocab_file=...)
+    # silently yields an empty vocab).
+    with tempfile.TemporaryDirectory() as tmp:
+        (pathlib.Path(tmp) / "tokenizer.model").write_bytes(sp_bytes)
+        # add_bos_token must be explicit: transformers 5 defaults it to False here, unlike the
+        # real Llama tokenizers (whose tokenizer_config.json sets it).
+        tok = LlamaTokenizer.from_pretrained(
+            tmp, add_bos_token=True, add_eos_token=False, model_max_length=4096
+        )
+        if len(tok) != vocab_size:
+            raise RuntimeError(f"Llama tokenizer has {len(tok)} tokens, wanted {vocab_size}")
+        tok.save_pretrained(out_dir)
+    (out_dir / "tokenizer.model").write_bytes(sp_bytes)
 
 
 def build_tiny_llama(
@@ -374,26 +441,11 @@ def build_tiny_llama(
     Returns:
         ``out_dir`` as a ``pathlib.Path``.
     """
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sp_bytes = _train_llama_sentencepiece(vocab_size)
-    # Build the HF tokenizer from a folder holding only tokenizer.model: that is the route on
-    # which transformers 5 converts the SentencePiece proto (LlamaTokenizer(vocab_file=...)
-    # silently yields an empty vocab).
-    with tempfile.TemporaryDirectory() as tmp:
-        (pathlib.Path(tmp) / "tokenizer.model").write_bytes(sp_bytes)
-        # add_bos_token must be explicit: transformers 5 defaults it to False here, unlike the
-        # real Llama tokenizers (whose tokenizer_config.json sets it).
-        tok = LlamaTokenizer.from_pretrained(
-            tmp, add_bos_token=True, add_eos_token=False, model_max_length=4096
-        )
-        if len(tok) != vocab_size:
-            raise RuntimeError(f"Llama tokenizer has {len(tok)} tokens, wanted {vocab_size}")
-        tok.save_pretrained(out_dir)
-    (out_dir / "tokenizer.model").write_bytes(sp_bytes)
-
+    _save_llama_tokenizer(out_dir, vocab_size)
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
