@@ -32,3 +32,7 @@ class CheckpointError(O1pError):
 
 class SetupError(O1pError):
     """The environment cannot run the request (missing package, no GPU, bad launch)."""
+
+
+class TrainingError(O1pError):
+    """Training cannot go on (a non-finite loss or gradient norm); names the iteration."""

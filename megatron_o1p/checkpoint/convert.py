@@ -5,16 +5,19 @@
     o1p convert mcore-to-hf --mcore-dir M --out H
 
 hf-to-mcore writes a torch_dist checkpoint whose tensors are unsharded per layer (see
-`checkpoint/dist.py`), so it loads at any TP/PP; the TP/PP flags only check that the layout you
-plan to train with is possible (TP divides heads, KV heads, ffn and the padded vocab; PP divides
-the layers) before anything is written. Both directions write into a temporary folder and rename
-it at the end: an interrupted run never leaves an output that looks complete.
+`checkpoint/layout.py`), so it loads at any TP/PP; the TP/PP flags only check that the layout
+you plan to train with is possible (TP divides heads, KV heads, ffn and the padded vocab; PP
+divides the layers) before anything is written. Both directions write into a temporary folder
+(`megatron_o1p/atomic.py`) renamed at the end: an interrupted run never leaves an output that
+looks complete.
+
+Tested by tests/e2e/test_convert_cli.py and tests/e2e/test_convert_interrupted.py.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,9 +25,24 @@ from pathlib import Path
 
 import torch
 
-from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.atomic import atomic_dir
+from megatron_o1p.checkpoint.conversion_writer import layout_of, write_checkpoint
+from megatron_o1p.checkpoint.layout import (
+    FORMAT_VERSION,
+    RELEASE,
+    sharding_metadata,
+    write_checkpoint_meta,
+    write_tracker,
+)
+from megatron_o1p.checkpoint.reader import (
+    GlobalTensorReader,
+    read_checkpoint_meta,
+    resolve_iteration_dir,
+)
 from megatron_o1p.checkpoint.safetensors_io import SafetensorsReader, write_sharded
-from megatron_o1p.errors import CheckpointError, ConfigError
+from megatron_o1p.config.choices import SPEC_NAMES
+from megatron_o1p.config.flags import require
+from megatron_o1p.errors import CheckpointError
 from megatron_o1p.memory import release_freed_tensors_to_os
 from megatron_o1p.models.hf_config import (
     DEFAULT_VOCAB_MULTIPLE,
@@ -62,6 +80,12 @@ class HfToMcoreConfig:
     allow_bin_weights: bool = False
     """Accept pytorch_model*.bin (loaded with torch.load(weights_only=True)); off by default."""
     overwrite: bool = False
+
+    def __post_init__(self):
+        require(
+            self.spec in SPEC_NAMES,
+            f"unknown --spec {self.spec!r}; choose one of {', '.join(SPEC_NAMES)}",
+        )
 
 
 @dataclass
@@ -162,31 +186,12 @@ def _layout(arch: ModelArchitecture, padded_vocab: int) -> tuple[str, object, di
         state,
         ModelOptions(spec=spec, padded_vocab_size=padded_vocab, meta_device=True, seq_length=8),
     )
-    return (
-        spec,
-        model,
-        dist_ckpt.layout_of(model.sharded_state_dict(metadata=dist_ckpt.sharding_metadata())),
-    )
+    return spec, model, layout_of(model.sharded_state_dict(metadata=sharding_metadata()))
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
+def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out}: already exists; pass --overwrite or choose another --out")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _commit_out(tmp: Path, out: Path) -> None:
-    """Replace `out` by the finished `tmp` (rename, so readers never see a partial folder)."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
 
 
 def _copy_side_files(src: Path, dst: Path) -> list[str]:
@@ -199,20 +204,9 @@ def _copy_side_files(src: Path, dst: Path) -> list[str]:
     return copied
 
 
-def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
-    """Convert an HF Qwen2/Llama folder into a megatron dist checkpoint at `cfg.out`.
-
-    Args:
-        progress: optional tqdm-like object; gets `reset(total=parameters)` then `update(1)`
-            per parameter written.
-    """
-    from megatron_o1p.models.specs import SPEC_NAMES, buildable_spec
-
-    hf_dir, out = Path(cfg.hf_dir), Path(cfg.out)
-    release_freed_tensors_to_os()
-    if cfg.spec not in SPEC_NAMES:
-        raise ConfigError(f"unknown --spec {cfg.spec!r}; choose one of {', '.join(SPEC_NAMES)}")
-    spec = buildable_spec() if cfg.spec == "auto" else cfg.spec
+def _open_hf_source(cfg: HfToMcoreConfig) -> tuple[ModelArchitecture, object, int]:
+    """(architecture, weight reader, padded vocab) of the HF folder, checked for `cfg`'s TP/PP."""
+    hf_dir = Path(cfg.hf_dir)
     arch = read_architecture(hf_dir)
     if not any((hf_dir / name).is_file() for name in TOKENIZER_FILES):
         raise CheckpointError(
@@ -223,10 +217,13 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
     padded_vocab = arch.padded_vocab_size(cfg.make_vocab_size_divisible_by)
     arch.check_tensor_parallel(cfg.tensor_model_parallel_size, padded_vocab)
     arch.check_pipeline_parallel(cfg.pipeline_model_parallel_size)
-    layout_spec, model, layout = _layout(arch, padded_vocab)
+    return arch, reader, padded_vocab
+
+
+def _stored_dtypes(hf_dir: Path, layout: dict, model, adapter, reader) -> dict[str, torch.dtype]:
+    """{param name: dtype} after checking, on shapes only, that every parameter can be built
+    from the HF tensors (nothing is read)."""
     meta_params = dict(model.named_parameters())
-    adapter = StateDictAdapter(arch, layout_spec, padded_vocab)  # names of the built model
-    # Preflight on shapes only: every parameter can be built from the HF tensors.
     dtypes, shapes_only = {}, _ShapeOnly(reader)
     for name in layout:
         if name.endswith("_extra_state"):
@@ -239,38 +236,58 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
                 f"config.json implies {tuple(meta_params[name].shape)}; config and weights disagree"
             )
         dtypes[name] = fused.dtype
+    return dtypes
 
-    def produce(name: str) -> torch.Tensor:
-        tensor = adapter.to_megatron(name, reader)
-        if progress is not None:
-            progress.update(1)
-        return tensor
 
+def _produce_megatron(adapter, reader, progress, name: str) -> torch.Tensor:
+    """Megatron parameter `name` built from the HF tensors (one progress tick)."""
+    tensor = adapter.to_megatron(name, reader)
+    if progress is not None:
+        progress.update(1)
+    return tensor
+
+
+def _conversion_meta(cfg: HfToMcoreConfig, spec: str, arch, padded_vocab: int, dtypes) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "spec": spec,
+        "architecture": arch.to_json(),
+        "padded_vocab_size": padded_vocab,
+        "make_vocab_size_divisible_by": cfg.make_vocab_size_divisible_by,
+        "dtype": str(next(iter(dtypes.values()))).replace("torch.", ""),
+        "sharding_metadata": sharding_metadata(),
+        "iteration": RELEASE,
+        "source": {"kind": "hf", "path_name": Path(cfg.hf_dir).name},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
+    """Convert an HF Qwen2/Llama folder into a megatron dist checkpoint at `cfg.out`.
+
+    Args:
+        progress: optional tqdm-like object; gets `reset(total=parameters)` then `update(1)`
+            per parameter written.
+    """
+    from megatron_o1p.models.specs import buildable_spec
+
+    hf_dir, out = Path(cfg.hf_dir), Path(cfg.out)
+    release_freed_tensors_to_os()
+    spec = buildable_spec() if cfg.spec == "auto" else cfg.spec
+    arch, reader, padded_vocab = _open_hf_source(cfg)
+    layout_spec, model, layout = _layout(arch, padded_vocab)
+    adapter = StateDictAdapter(arch, layout_spec, padded_vocab)  # names of the built model
+    dtypes = _stored_dtypes(hf_dir, layout, model, adapter, reader)
+    produce = functools.partial(_produce_megatron, adapter, reader, progress)
     if progress is not None:
         progress.reset(total=len(dtypes))
 
-    tmp = _prepare_out(out, cfg.overwrite)
-    try:
-        dist_ckpt.write_checkpoint(tmp / "release", layout, produce, dtypes.__getitem__)
+    _check_out(out, cfg.overwrite)
+    with atomic_dir(out, replace=cfg.overwrite) as tmp:
+        write_checkpoint(tmp / RELEASE, layout, produce, dtypes.__getitem__)
         _copy_side_files(hf_dir, tmp / "hf")
-        (tmp / dist_ckpt.TRACKER).write_text("release\n")
-        meta = {
-            "format_version": dist_ckpt.FORMAT_VERSION,
-            "spec": spec,
-            "architecture": arch.to_json(),
-            "padded_vocab_size": padded_vocab,
-            "make_vocab_size_divisible_by": cfg.make_vocab_size_divisible_by,
-            "dtype": str(next(iter(dtypes.values()))).replace("torch.", ""),
-            "sharding_metadata": dist_ckpt.sharding_metadata(),
-            "iteration": "release",
-            "source": {"kind": "hf", "path_name": hf_dir.name},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        dist_ckpt.write_checkpoint_meta(tmp, meta)
-        _commit_out(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_tracker(tmp, RELEASE)
+        write_checkpoint_meta(tmp, _conversion_meta(cfg, spec, arch, padded_vocab, dtypes))
     return out
 
 
@@ -289,6 +306,33 @@ def _units(layout: dict) -> list[list[str]]:
     return [head] + [layers[i] for i in sorted(layers)] + [tail]
 
 
+def _hf_specs(units, keys, params, adapter, reader) -> list[tuple[str, torch.dtype, tuple]]:
+    """(HF name, dtype, shape) of every output tensor, in write order, from metadata only."""
+    specs = []
+    for unit in units:
+        for name in unit:
+            shape, dtype = reader.shape_dtype(keys[name])
+            if tuple(shape) != tuple(params[name].shape):
+                raise CheckpointError(
+                    f"{reader.iteration_dir}: {keys[name]} has shape {tuple(shape)}, "
+                    f"the architecture implies {tuple(params[name].shape)}"
+                )
+            meta_tensor = torch.empty(shape, dtype=dtype, device="meta")
+            specs += [
+                (k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()
+            ]
+    return specs
+
+
+def _hf_tensors(units, keys, adapter, reader, progress):
+    """(HF name, tensor) pairs in `_hf_specs` order, one megatron parameter read at a time."""
+    for unit in units:
+        for name in unit:
+            yield from adapter.to_hf(name, reader.read(keys[name])).items()
+            if progress is not None:
+                progress.update(1)
+
+
 def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
     """Convert a megatron dist checkpoint back into an HF folder at `cfg.out`.
 
@@ -297,45 +341,24 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
     """
     mcore_dir, out = Path(cfg.mcore_dir), Path(cfg.out)
     release_freed_tensors_to_os()
-    meta = dist_ckpt.read_checkpoint_meta(mcore_dir)
+    meta = read_checkpoint_meta(mcore_dir)
     arch = ModelArchitecture.from_json(meta["architecture"])
     padded_vocab = meta["padded_vocab_size"]
-    iteration_dir = dist_ckpt.resolve_iteration_dir(mcore_dir)
     layout_spec, model, layout = _layout(arch, padded_vocab)
     adapter = StateDictAdapter(arch, layout_spec, padded_vocab)
-    reader = dist_ckpt.GlobalTensorReader(iteration_dir)
+    reader = GlobalTensorReader(resolve_iteration_dir(mcore_dir))
     params = dict(model.named_parameters())
     # Layout rule: a parameter of the TP=1 model IS its checkpoint key's global tensor.
     keys = {name: layout[name][0].key for name in params}
-
     units = [[n for n in unit if n in params] for unit in _units(layout)]
-    specs = []
-    for unit in units:
-        for name in unit:
-            shape, dtype = reader.shape_dtype(keys[name])
-            if tuple(shape) != tuple(params[name].shape):
-                raise CheckpointError(
-                    f"{iteration_dir}: {keys[name]} has shape {tuple(shape)}, "
-                    f"the architecture implies {tuple(params[name].shape)}"
-                )
-            meta_tensor = torch.empty(shape, dtype=dtype, device="meta")
-            specs += [
-                (k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()
-            ]
-
+    specs = _hf_specs(units, keys, params, adapter, reader)
     if progress is not None:
         progress.reset(total=sum(len(unit) for unit in units))
 
-    def tensors():
-        for unit in units:
-            for name in unit:
-                yield from adapter.to_hf(name, reader.read(keys[name])).items()
-                if progress is not None:
-                    progress.update(1)
-
-    tmp = _prepare_out(out, cfg.overwrite)
-    try:
-        write_sharded(tmp, specs, tensors(), _parse_size(cfg.max_shard_size))
+    _check_out(out, cfg.overwrite)
+    with atomic_dir(out, replace=cfg.overwrite) as tmp:
+        tensors = _hf_tensors(units, keys, adapter, reader, progress)
+        write_sharded(tmp, specs, tensors, _parse_size(cfg.max_shard_size))
         copied = _copy_side_files(mcore_dir / "hf", tmp)
         if "config.json" not in copied:
             raise CheckpointError(
@@ -343,14 +366,11 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
             )
         if "generation_config.json" not in copied:
             _write_generation_config(tmp)
-        _commit_out(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
 def _write_generation_config(hf_dir: Path) -> None:
+    """A generation_config.json with the token ids of config.json (into the temporary folder)."""
     config = json.loads((hf_dir / "config.json").read_text())
     generation = {
         k: config[k]

@@ -5,6 +5,8 @@ The safetensors format is an 8-byte little-endian header length, a JSON header
 `readinto` straight into the destination tensor, and writing from a generator into files whose
 headers are planned up front, keeps peak memory at about one tensor: the conversion never holds
 a whole model.
+
+Tested by tests/unit/test_safetensors_io.py.
 """
 
 from __future__ import annotations

@@ -1,103 +1,102 @@
-"""`o1p convert {hf-to-mcore, mcore-to-hf, verify}`: flags -> config -> stage function."""
+"""`o1p convert {hf-to-mcore, mcore-to-hf, verify}`: flags -> config -> stage function.
+
+hf-to-mcore takes --spec from ModelConfig and the TP/PP sizes from ParallelConfig (it checks
+that the layout you plan to train with divides the model); verify composes VerifyConfig. The
+flags only these actions have are the small configs below; torch is imported in `run` only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from megatron_o1p.checkpoint.verify_config import UNUSED_FLAGS as VERIFY_UNUSED_FLAGS
+from megatron_o1p.checkpoint.verify_config import VerifyConfig
+from megatron_o1p.config.flags import Flags, flag, shared
+from megatron_o1p.config.model import DEFAULT_VOCAB_MULTIPLE, ModelConfig
+from megatron_o1p.config.parallel import ParallelConfig
 
-from megatron_o1p.models.hf_config import DEFAULT_VOCAB_MULTIPLE
+_LAYOUT_SIZES = ("tensor_model_parallel_size", "pipeline_model_parallel_size")
+_VERIFY_SEQ_LENGTH = 64  # a short test batch, not a training length
 
 
-def _parallel_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tensor-model-parallel-size", type=int, default=1)
-    parser.add_argument("--pipeline-model-parallel-size", type=int, default=1)
+@dataclass
+class HfToMcoreFlags(Flags):
+    """hf-to-mcore's own flags (`checkpoint.convert.HfToMcoreConfig` takes them)."""
+
+    hf_dir: Path = shared("hf_dir", "HF model folder to convert")
+    out: Path = shared("out", "megatron checkpoint folder to write")
+    make_vocab_size_divisible_by: int = flag(
+        DEFAULT_VOCAB_MULTIPLE, "pad the vocab to a multiple of this (Megatron-LM's flag)"
+    )
+    allow_bin_weights: bool = flag(
+        False, "accept pytorch_model*.bin (torch.load with weights_only=True)"
+    )
+    overwrite: bool = shared("overwrite", "replace an existing --out folder", default=False)
+
+
+@dataclass
+class McoreToHfFlags(Flags):
+    """mcore-to-hf's flags (`checkpoint.convert.McoreToHfConfig` takes them)."""
+
+    mcore_dir: Path = shared("mcore_dir", "megatron checkpoint to convert back")
+    out: Path = shared("out", "HF model folder to write")
+    max_shard_size: str = flag(
+        "2GB", "largest safetensors file written, e.g. 500MB or 2GB", metavar="SIZE"
+    )
+    overwrite: bool = shared("overwrite", "replace an existing --out folder", default=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True)
 
     to_mcore = actions.add_parser("hf-to-mcore", help="HF folder -> megatron dist checkpoint")
-    to_mcore.add_argument("--hf-dir", type=Path, required=True)
-    to_mcore.add_argument("--out", type=Path, required=True)
-    to_mcore.add_argument(
-        "--spec",
-        choices=("auto", "te", "local"),
-        default="auto",
-        help="layer spec recorded in the checkpoint (auto: te when TE+CUDA work)",
-    )
-    _parallel_flags(to_mcore)
-    to_mcore.add_argument(
-        "--make-vocab-size-divisible-by", type=int, default=DEFAULT_VOCAB_MULTIPLE
-    )
-    to_mcore.add_argument(
-        "--allow-bin-weights",
-        action="store_true",
-        help="accept pytorch_model*.bin (torch.load with weights_only=True)",
-    )
-    to_mcore.add_argument("--overwrite", action="store_true")
+    HfToMcoreFlags.add_arguments(to_mcore)
+    ModelConfig.add_arguments(to_mcore, only=("spec",))
+    ParallelConfig.add_arguments(to_mcore, only=_LAYOUT_SIZES)
 
     to_hf = actions.add_parser("mcore-to-hf", help="megatron dist checkpoint -> HF folder")
-    to_hf.add_argument("--mcore-dir", type=Path, required=True)
-    to_hf.add_argument("--out", type=Path, required=True)
-    to_hf.add_argument("--max-shard-size", default="2GB")
-    to_hf.add_argument("--overwrite", action="store_true")
+    McoreToHfFlags.add_arguments(to_hf)
 
     check = actions.add_parser("verify", help="HF vs megatron logits/log-probs on one batch")
-    check.add_argument("--hf-dir", type=Path, required=True)
-    check.add_argument("--mcore-dir", type=Path, required=True)
-    _parallel_flags(check)
-    check.add_argument("--num-layers-per-virtual-pipeline-stage", type=int, default=None)
-    check.add_argument("--sequence-parallel", action="store_true")
-    check.add_argument("--spec", choices=("auto", "te", "local"), default="auto")
-    check.add_argument("--bf16", action="store_true", help="run both models in bf16")
-    check.add_argument("--seq-length", type=int, default=64)
-    check.add_argument("--micro-batch-size", type=int, default=2)
-    check.add_argument("--seed", type=int, default=1234)
-    check.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="max |diff| allowed (default 1e-4 fp32, 0.15 bf16)",
-    )
+    VerifyConfig.add_arguments(check, skip=VERIFY_UNUSED_FLAGS)
+    check.set_defaults(seq_length=_VERIFY_SEQ_LENGTH)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "hf-to-mcore":
-        from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
-
-        out = hf_to_mcore(
-            HfToMcoreConfig(
-                hf_dir=args.hf_dir,
-                out=args.out,
-                spec=args.spec,
-                tensor_model_parallel_size=args.tensor_model_parallel_size,
-                pipeline_model_parallel_size=args.pipeline_model_parallel_size,
-                make_vocab_size_divisible_by=args.make_vocab_size_divisible_by,
-                allow_bin_weights=args.allow_bin_weights,
-                overwrite=args.overwrite,
-            ),
-            progress=_tick("hf-to-mcore"),
-        )
-        print(f"o1p convert: wrote megatron checkpoint {out}", flush=True)
-        return 0
+        return _run_hf_to_mcore(args)
     if args.action == "mcore-to-hf":
-        from megatron_o1p.checkpoint.convert import McoreToHfConfig, mcore_to_hf
-
-        out = mcore_to_hf(
-            McoreToHfConfig(
-                mcore_dir=args.mcore_dir,
-                out=args.out,
-                max_shard_size=args.max_shard_size,
-                overwrite=args.overwrite,
-            ),
-            progress=_tick("mcore-to-hf"),
-        )
-        print(f"o1p convert: wrote HF model {out}", flush=True)
-        return 0
+        return _run_mcore_to_hf(args)
     return _run_verify(args)
+
+
+def _run_hf_to_mcore(args: argparse.Namespace) -> int:
+    from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
+
+    flags = HfToMcoreFlags.from_args(args)
+    layout = ParallelConfig.from_args(args)
+    cfg = HfToMcoreConfig(
+        **dataclasses.asdict(flags),
+        spec=args.spec,
+        tensor_model_parallel_size=layout.tensor_model_parallel_size,
+        pipeline_model_parallel_size=layout.pipeline_model_parallel_size,
+    )
+    out = hf_to_mcore(cfg, progress=_tick("hf-to-mcore"))
+    print(f"o1p convert: wrote megatron checkpoint {out}", flush=True)
+    return 0
+
+
+def _run_mcore_to_hf(args: argparse.Namespace) -> int:
+    from megatron_o1p.checkpoint.convert import McoreToHfConfig, mcore_to_hf
+
+    cfg = McoreToHfConfig(**dataclasses.asdict(McoreToHfFlags.from_args(args)))
+    out = mcore_to_hf(cfg, progress=_tick("mcore-to-hf"))
+    print(f"o1p convert: wrote HF model {out}", flush=True)
+    return 0
 
 
 def _tick(description: str):
@@ -108,35 +107,18 @@ def _tick(description: str):
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from megatron_o1p.checkpoint.verify import VerifyConfig, verify
+    from megatron_o1p.checkpoint.verify import verify
     from megatron_o1p.distributed.initialize import print0, shutdown
 
-    vpp = None
-    if args.num_layers_per_virtual_pipeline_stage:
-        from megatron_o1p.checkpoint.dist import read_checkpoint_meta
-
-        layers = read_checkpoint_meta(args.mcore_dir)["architecture"]["num_layers"]
-        per_stage = args.num_layers_per_virtual_pipeline_stage
-        vpp = layers // (args.pipeline_model_parallel_size * per_stage)
-    cfg = VerifyConfig(
-        hf_dir=args.hf_dir,
-        mcore_dir=args.mcore_dir,
-        tensor_model_parallel_size=args.tensor_model_parallel_size,
-        pipeline_model_parallel_size=args.pipeline_model_parallel_size,
-        virtual_pipeline_model_parallel_size=vpp,
-        sequence_parallel=args.sequence_parallel,
-        spec=args.spec,
-        params_dtype=torch.bfloat16 if args.bf16 else torch.float32,
-        batch_size=args.micro_batch_size,
-        seq_length=args.seq_length,
-        seed=args.seed,
-        tolerance=args.tolerance,
-    )
+    model = ModelConfig.from_args(args, load=args.mcore_dir)
+    cfg = VerifyConfig.from_args(args, model=model)
     result = verify(cfg)
     verdict = "PASS" if result.passed else "FAIL"
+    parallel = cfg.parallel
     print0(
-        f"verify: TP={cfg.tensor_model_parallel_size} PP={cfg.pipeline_model_parallel_size} "
-        f"{'bf16' if args.bf16 else 'fp32'} tokens {result.shape[0]}x{result.shape[1]}: "
+        f"verify: TP={parallel.tensor_model_parallel_size} "
+        f"PP={parallel.pipeline_model_parallel_size} "
+        f"{'bf16' if cfg.model.bf16 else 'fp32'} tokens {result.shape[0]}x{result.shape[1]}: "
         f"max |logit diff| = {result.max_logit_diff:.3e}, "
         f"max |logprob diff| = {result.max_logprob_diff:.3e} "
         f"(tolerance {result.tolerance:.2g}): {verdict}"

@@ -12,6 +12,11 @@ from pathlib import Path
 from megatron_o1p.config.choices import SPEC_NAMES
 from megatron_o1p.config.flags import Flags, flag, require
 
+# Megatron-LM's --make-vocab-size-divisible-by default. The vocab is padded once, at conversion,
+# to a multiple of this, independent of TP: any TP that divides the padded size loads the
+# checkpoint (every power of two up to 128 with the default).
+DEFAULT_VOCAB_MULTIPLE = 128
+
 
 @dataclass
 class ModelConfig(Flags):

@@ -25,11 +25,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from megatron_o1p.errors import ConfigError, DataError, SetupError
+from megatron_o1p.config.choices import PRESETS
+from megatron_o1p.config.flags import Flags, flag, require
+from megatron_o1p.data.jsonl import jsonl_records
+from megatron_o1p.errors import DataError, SetupError
 from megatron_o1p.grading.extract import extract_boxed, extract_gsm8k
 
-PRESETS = ("math", "gsm8k")
 _PRESET_PROBLEM_FIELD = {None: "problem", "math": "problem", "gsm8k": "question"}
+
+COLUMN_FIELDS = ("preset", "problem_field", "answer_field", "id_field")
+"""The fields of ProblemSource that map a file's columns; `o1p evaluate` takes them per
+benchmark (`--preset [NAME=]PRESET`, repeatable), `o1p sample` once."""
 
 
 @dataclass(frozen=True)
@@ -45,30 +51,44 @@ class Problem:
 
 
 @dataclass
-class ProblemSource:
+class ProblemSource(Flags):
     """Where the problems come from and how their columns map (flags map one-to-one)."""
 
-    path: str
+    path: str = flag(
+        help="problems: a JSONL/JSON/parquet file, or a `datasets` hub name or saved folder",
+        name="--problems",
+    )
     """A JSONL / JSON / parquet file, or a `datasets` hub name or saved folder."""
-    preset: str | None = None
+    preset: str | None = flag(
+        None,
+        "column preset: math (answer, else the last \\boxed{} of solution) or gsm8k "
+        "(question; the number after #### in answer); default: plain problem and answer columns",
+        choices=PRESETS,
+    )
     """"math", "gsm8k" or None (plain `problem` and `answer` columns)."""
-    problem_field: str | None = None
+    problem_field: str | None = flag(
+        None, "problem-text column (default: the preset's)", metavar="FIELD"
+    )
     """Problem-text column; None = the preset's."""
-    answer_field: str | None = None
+    answer_field: str | None = flag(
+        None, "gold-answer column, used verbatim (default: the preset's rule)", metavar="FIELD"
+    )
     """Gold-answer column (used verbatim); None = the preset's rule."""
-    id_field: str | None = None
+    id_field: str | None = flag(None, "problem id column (default: the row index)", metavar="FIELD")
     """Column holding a stable problem id; None = the row index."""
-    split: str = "test"
+    split: str = flag("test", "`datasets` split (ignored for files)")
     """`datasets` split (ignored for files)."""
-    dataset_config: str | None = None
+    dataset_config: str | None = flag(
+        None, "`datasets` configuration, e.g. main for openai/gsm8k (ignored for files)"
+    )
     """`datasets` configuration name, e.g. "main" for openai/gsm8k (ignored for files)."""
 
     def __post_init__(self):
-        if self.preset is not None and self.preset not in PRESETS:
-            raise ConfigError(
-                f"unknown preset {self.preset!r}; use --preset math or --preset gsm8k, or name "
-                "the columns with --problem-field/--answer-field"
-            )
+        require(
+            self.preset is None or self.preset in PRESETS,
+            f"unknown preset {self.preset!r}; use --preset math or --preset gsm8k, or name "
+            "the columns with --problem-field/--answer-field",
+        )
 
 
 def load_problems(source: ProblemSource) -> list[Problem]:
@@ -197,20 +217,8 @@ def _records(source: ProblemSource) -> Iterator[tuple[int, object]]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, object]]:
-    row = 0
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield row, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"line {line_no} is not valid JSON ({err.msg}); fix or drop the line",
-                    path=str(path),
-                    row=row,
-                ) from err
-            row += 1
+    for row, _, record in jsonl_records(path):
+        yield row, record
 
 
 def _json(path: Path) -> Iterator[tuple[int, object]]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from megatron_o1p.config.choices import SPEED_PROMPTS
 from megatron_o1p.errors import ConfigError, SetupError
 
 SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 FAST_SUFFIX = "Be confident. Solving this problem quickly with less pause, stop or reflection."
-SPEED_PROMPTS = ("normal", "fast")
 
 
 def load_tokenizer(model_dir: str | Path):

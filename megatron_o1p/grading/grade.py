@@ -3,6 +3,14 @@
     o1p grade rollouts.jsonl graded.jsonl [--extract last|first] [--timeout 5] [--workers N]
     python -m megatron_o1p grade rollouts.parquet graded.parquet
 
+In-process, the one grading path (`o1p evaluate` grades its benchmarks with it):
+
+    from megatron_o1p.config.grading import GradingConfig
+from megatron_o1p.data.jsonl import jsonl_records
+    cfg = GradingConfig(extract_mode="last")
+    with cfg.build() as grader:
+        extracted, correct = grade_responses(responses, answers, finish_reasons, cfg, grader)
+
 Reads JSONL or parquet rows with `response` and `answer` (and optionally `finish_reason`), and
 writes the same rows, in order, with two more columns: `extracted` (the answer string, or null)
 and `correct` (bool). Rows are streamed in chunks, so files larger than memory work. The output
@@ -10,10 +18,11 @@ is written under a temporary name and renamed when complete: an interrupted run 
 partial file.
 
 Directory mode (`o1p grade rollouts/ graded/`): IN is an `o1p sample` output directory; every
-complete `part-*.parquet` shard is graded into OUT under the same name (written as `.tmp`, then
-renamed), with one worker pool for all shards. Shards already graded in OUT are skipped, so a
-killed grade resumes. Rollout shards name the response `response_text`; a file without a
-`response` column is graded from `response_text`.
+complete `part-*.parquet` shard is graded into OUT under the same name (written under a
+temporary name, then renamed), with one worker pool for all shards. Shards already graded in
+OUT are skipped, so a killed grade resumes. Rollout shards name the response `response_text`;
+a file without a `response` column is graded from `response_text`
+(`data/records.response_column`).
 
 Differs from the official O1-Pruner code on purpose:
 - the LAST `\\boxed{}` after `</think>` is graded, not the first in the whole response
@@ -26,65 +35,40 @@ Differs from the official O1-Pruner code on purpose:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from megatron_o1p.atomic import atomic_file
+from megatron_o1p.config.flags import Flags, require
+from megatron_o1p.config.grading import GradingConfig
+from megatron_o1p.data.jsonl import jsonl_records
 from megatron_o1p.errors import ConfigError, DataError
-from megatron_o1p.grading.equivalence import DEFAULT_MEMORY_LIMIT_MB, Grader
+from megatron_o1p.grading.equivalence import Grader
 from megatron_o1p.grading.extract import extract_answer
 
 _JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _PARQUET_SUFFIXES = (".parquet",)
 _OUTPUT_COLUMNS = ("extracted", "correct")
-# Each worker holds sympy (~60 MB resident); at 6-60 ms per answer 16 workers already grade
-# a 100k-row file in minutes, so the default stops there even on a 128-core node.
-_MAX_DEFAULT_WORKERS = 16
 # Stands for an absent column (None is a present null value).
 _MISSING = object()
 
 
 @dataclass
-class GradeConfig:
+class GradeConfig(Flags):
     """Settings of the grade stage (flags map one-to-one onto fields)."""
 
-    extract_mode: str = "last"
-    """Which `\\boxed{}` to grade: "last" (default) or "first" (the official O1-Pruner code)."""
-
-    timeout_s: int = 5
-    """Whole seconds per math-verify parse or comparison (an answer gets at most about 3x)."""
-
-    workers: int = 0
-    """math-verify worker processes on this machine; 0 = one per CPU core, at most 16."""
-
-    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
-    """Address-space limit per worker process in MiB; 0 = no limit."""
-
+    grading: GradingConfig = field(default_factory=GradingConfig)
+    """Extraction mode, math-verify timeout, workers and memory limit (the flags)."""
     chunk_rows: int = 1024
-    """Rows read, graded and written at a time (bounds memory for large files)."""
-
+    """Rows read, graded and written at a time (bounds memory for large files; no flag)."""
     progress: bool = True
-    """Show a tqdm bar on stderr when it is a terminal."""
+    """Show a tqdm bar on stderr when it is a terminal (no flag)."""
 
     def __post_init__(self):
-        if self.extract_mode not in ("last", "first"):
-            raise ConfigError(
-                f"extract mode must be 'last' or 'first', got {self.extract_mode!r}; "
-                "use --extract last (default) or --extract first (official O1-Pruner code)"
-            )
-        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int):
-            raise ConfigError(f"timeout must be whole seconds, got {self.timeout_s!r}")
-        if self.timeout_s < 1:
-            raise ConfigError(f"timeout must be >= 1 second, got {self.timeout_s}")
-        if self.workers < 0:
-            raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
-        if self.workers == 0:
-            self.workers = min(os.cpu_count() or 1, _MAX_DEFAULT_WORKERS)
-        if self.chunk_rows < 1:
-            raise ConfigError(f"chunk_rows must be >= 1, got {self.chunk_rows}")
+        require(self.chunk_rows >= 1, f"chunk_rows must be >= 1, got {self.chunk_rows}")
 
 
 @dataclass
@@ -141,20 +125,14 @@ def grade_file(in_path: str | Path, out_path: str | Path, cfg: GradeConfig) -> G
         raise DataError(
             "no such file; check the path (rollouts come from `o1p sample`)", path=in_path
         )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     summary = GradeSummary(out_path=out_path)
     start = time.monotonic()
-    try:
-        with Grader(cfg.workers, cfg.timeout_s, cfg.memory_limit_mb) as grader:
-            if fmt == "jsonl":
-                _grade_jsonl(in_path, tmp, cfg, grader, summary)
-            else:
-                _grade_parquet(in_path, tmp, cfg, grader, summary)
-            summary.timeouts, summary.crashes = grader.timeouts, grader.crashes
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out_path) as tmp, cfg.grading.build() as grader:
+        if fmt == "jsonl":
+            _grade_jsonl(in_path, tmp, cfg, grader, summary)
+        else:
+            _grade_parquet(in_path, tmp, cfg, grader, summary)
+        summary.timeouts, summary.crashes = grader.timeouts, grader.crashes
     summary.seconds = time.monotonic() - start
     return summary
 
@@ -163,7 +141,7 @@ def grade_dir(in_dir: str | Path, out_dir: str | Path, cfg: GradeConfig) -> Grad
     """Grade every complete `part-*.parquet` shard of `in_dir` into `out_dir`, same names.
 
     Shards already present in `out_dir` are skipped (resume); each new one is written under a
-    temporary name and renamed when complete.
+    temporary name and renamed when complete (a killed run's temporaries are removed).
 
     Args:
         in_dir: an `o1p sample` output directory.
@@ -177,7 +155,7 @@ def grade_dir(in_dir: str | Path, out_dir: str | Path, cfg: GradeConfig) -> Grad
         DataError: no complete shard in `in_dir`, or a bad row.
         ConfigError: `out_dir` is `in_dir` or a file.
     """
-    from megatron_o1p.data.shards import complete_shards
+    from megatron_o1p.data.shards import complete_shards, remove_leftovers
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -193,17 +171,14 @@ def grade_dir(in_dir: str | Path, out_dir: str | Path, cfg: GradeConfig) -> Grad
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = GradeSummary(out_path=out_dir)
     start = time.monotonic()
-    with Grader(cfg.workers, cfg.timeout_s, cfg.memory_limit_mb) as grader:
+    with cfg.grading.build() as grader:
         for path in shards.values():
             final = out_dir / path.name
             if final.is_file():
                 continue
-            tmp = final.with_name(final.name + ".tmp")
-            try:
+            remove_leftovers(out_dir, final.name)  # what a killed grade of this shard left
+            with atomic_file(final) as tmp:
                 _grade_parquet(path, tmp, cfg, grader, summary)
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
         summary.timeouts, summary.crashes = grader.timeouts, grader.crashes
     summary.seconds = time.monotonic() - start
     return summary
@@ -232,13 +207,10 @@ def _progress(cfg: GradeConfig, total: int | None):
     return tqdm(total=total, desc="grade", unit="row", file=sys.stderr, disable=disable)
 
 
-def _response_column(names) -> str:
-    """`response`, or `response_text` (rollout shards) when there is no `response`."""
-    return "response" if "response" in names or "response_text" not in names else "response_text"
-
-
 def _response_of(record: dict):
-    return record.get(_response_column(record), _MISSING)
+    from megatron_o1p.data.records import response_column
+
+    return record.get(response_column(record), _MISSING)
 
 
 def _check_row(path: Path, row: int, response, answer) -> tuple[str, str]:
@@ -273,6 +245,35 @@ def _check_row(path: Path, row: int, response, answer) -> tuple[str, str]:
     return response, str(answer)
 
 
+def grade_responses(
+    responses: Sequence[str],
+    answers: Sequence[str],
+    finish_reasons: Sequence[str | None],
+    cfg: GradingConfig,
+    grader: Grader,
+) -> tuple[list[str | None], list[bool]]:
+    """Extract each response's final answer and check it against the gold answer.
+
+    The one grading rule of `o1p grade` and `o1p evaluate`: the answer is the `--extract`
+    box (`grading/extract.py`); a response cut off at the token limit (finish reason
+    "length") is incorrect whatever it holds; the rest are compared by math-verify in
+    `grader`'s sandboxed pool.
+
+    Args:
+        responses: [N] model outputs.
+        answers: [N] gold answers.
+        finish_reasons: [N] vLLM finish reasons ("stop", "length") or None (unknown).
+        cfg: the extraction mode (the pool's settings are already in `grader`).
+        grader: an open `cfg.build()` pool.
+
+    Returns:
+        (extracted, correct): [N] answer strings (None: no answer found) and [N] bools.
+    """
+    extracted = [extract_answer(r, cfg.extract_mode) for r in responses]
+    truncated = [reason == "length" for reason in finish_reasons]
+    return extracted, grader.grade_batch(extracted, answers, truncated)
+
+
 def _grade_chunk(
     responses: list[str],
     answers: list[str],
@@ -281,13 +282,11 @@ def _grade_chunk(
     grader: Grader,
     summary: GradeSummary,
 ) -> tuple[list[str | None], list[bool]]:
-    extracted = [extract_answer(r, cfg.extract_mode) for r in responses]
-    truncated = [reason == "length" for reason in finish_reasons]
-    correct = grader.grade_batch(extracted, answers, truncated)
+    extracted, correct = grade_responses(responses, answers, finish_reasons, cfg.grading, grader)
     summary.rows += len(responses)
     summary.correct += sum(correct)
     summary.extracted += sum(e is not None for e in extracted)
-    summary.truncated += sum(truncated)
+    summary.truncated += sum(reason == "length" for reason in finish_reasons)
     return extracted, correct
 
 
@@ -296,28 +295,15 @@ def _grade_chunk(
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(row index, row) for each non-blank line; row indices count data rows from 0."""
-    row = 0
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"line {line_no} is not valid JSON ({err.msg}); fix or drop the line",
-                    path=path,
-                    row=row,
-                ) from err
-            if not isinstance(record, dict):
-                raise DataError(
-                    f"line {line_no} is a JSON {type(record).__name__}, not an object with "
-                    "`response` and `answer`",
-                    path=path,
-                    row=row,
-                )
-            yield row, record
-            row += 1
+    for row, line_no, record in jsonl_records(path):
+        if not isinstance(record, dict):
+            raise DataError(
+                f"line {line_no} is a JSON {type(record).__name__}, not an object with "
+                "`response` and `answer`",
+                path=path,
+                row=row,
+            )
+        yield row, record
 
 
 def _count_lines(path: Path) -> int:
@@ -369,12 +355,14 @@ def _grade_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from megatron_o1p.data.records import response_column as response_column_of
+
     try:
         source = pq.ParquetFile(in_path)
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(f"not a readable parquet file ({err})", path=in_path) from err
     names = source.schema_arrow.names
-    response_column = _response_column(names)
+    response_column = response_column_of(names)
     if response_column not in names or "answer" not in names:
         present = {c: "" if c in names else _MISSING for c in (response_column, "answer")}
         _check_row(in_path, 0, present[response_column], present["answer"])

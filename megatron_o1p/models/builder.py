@@ -47,21 +47,7 @@ def build_gpt_chunks(arch: ModelArchitecture, state, options: ModelOptions) -> l
     arch.check_pipeline_parallel(
         pcfg.pipeline_model_parallel_size, pcfg.virtual_pipeline_model_parallel_size
     )
-    config = transformer_config(
-        arch,
-        tensor_model_parallel_size=pcfg.tensor_model_parallel_size,
-        pipeline_model_parallel_size=pcfg.pipeline_model_parallel_size,
-        virtual_pipeline_model_parallel_size=pcfg.virtual_pipeline_model_parallel_size,
-        sequence_parallel=pcfg.sequence_parallel,
-        params_dtype=options.params_dtype,
-        batch_p2p_comm=pcfg.batch_p2p_comm,
-        recompute_activations=options.recompute_activations,
-        **(
-            {"perform_initialization": False, "use_cpu_initialization": True}
-            if options.meta_device
-            else {}
-        ),
-    )
+    config = _transformer_config(arch, pcfg, options)
     layer = specs.layer_spec(options.spec, sequence_parallel=pcfg.sequence_parallel)
     final_norm = specs.final_norm_override(options.spec, pcfg.sequence_parallel)
     vpp = pcfg.virtual_pipeline_model_parallel_size
@@ -99,3 +85,22 @@ def build_gpt_chunks(arch: ModelArchitecture, state, options: ModelOptions) -> l
             )
         chunks.append(model)
     return chunks
+
+
+def _transformer_config(arch: ModelArchitecture, pcfg, options: ModelOptions):
+    """megatron's TransformerConfig for this architecture, layout (`pcfg`) and options."""
+    return transformer_config(
+        arch,
+        tensor_model_parallel_size=pcfg.tensor_model_parallel_size,
+        pipeline_model_parallel_size=pcfg.pipeline_model_parallel_size,
+        virtual_pipeline_model_parallel_size=pcfg.virtual_pipeline_model_parallel_size,
+        sequence_parallel=pcfg.sequence_parallel,
+        params_dtype=options.params_dtype,
+        batch_p2p_comm=pcfg.batch_p2p_comm,
+        recompute_activations=options.recompute_activations,
+        **(
+            {"perform_initialization": False, "use_cpu_initialization": True}
+            if options.meta_device
+            else {}
+        ),
+    )

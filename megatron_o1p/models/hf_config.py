@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from megatron_o1p.config.model import DEFAULT_VOCAB_MULTIPLE
 from megatron_o1p.errors import CheckpointError, ConfigError
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
@@ -24,11 +25,6 @@ _MEGATRON_LLAMA3_ROPE = {
     "high_freq_factor": 4.0,
     "original_max_position_embeddings": 8192,
 }
-
-# Megatron-LM's --make-vocab-size-divisible-by default. The vocab is padded once, at conversion,
-# to a multiple of this, independent of TP: any TP that divides the padded size loads the
-# checkpoint (every power of two up to 128 with the default).
-DEFAULT_VOCAB_MULTIPLE = 128
 
 
 @dataclass(frozen=True)

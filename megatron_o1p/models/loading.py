@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.checkpoint.reader import load_into_model, read_checkpoint_meta
 from megatron_o1p.config.model import ModelConfig
 from megatron_o1p.config.parallel import ParallelConfig
 from megatron_o1p.models.hf_config import ModelArchitecture
@@ -27,7 +27,7 @@ class Checkpoint:
 
     path: Path
     meta: dict
-    """`o1p_checkpoint.json` (see `checkpoint/dist.py`)."""
+    """`o1p_checkpoint.json` (see `checkpoint/layout.py`)."""
     arch: ModelArchitecture
 
     @property
@@ -37,7 +37,7 @@ class Checkpoint:
 
 def read_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint's metadata; raises CheckpointError for a folder that is not one."""
-    meta = dist_ckpt.read_checkpoint_meta(path)
+    meta = read_checkpoint_meta(path)
     return Checkpoint(Path(path), meta, ModelArchitecture.from_json(meta["architecture"]))
 
 
@@ -66,7 +66,7 @@ def build_model(checkpoint: Checkpoint, model: ModelConfig, state) -> list:
 
 def load_weights(chunks: list, checkpoint: Checkpoint) -> None:
     """Load the checkpoint's weights into the chunks (any TP/PP/VPP layout)."""
-    dist_ckpt.load_into_model(chunks, checkpoint.path)
+    load_into_model(chunks, checkpoint.path)
 
 
 def load_model(checkpoint: Checkpoint, model: ModelConfig, state, *, eval_mode: bool = True):

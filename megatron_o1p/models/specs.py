@@ -12,9 +12,8 @@ import functools
 
 import torch
 
+from megatron_o1p.config.choices import SPEC_NAMES
 from megatron_o1p.errors import ConfigError, SetupError
-
-SPEC_NAMES = ("auto", "te", "local")
 
 
 @functools.lru_cache(maxsize=1)

@@ -50,11 +50,17 @@ class _ChunkedTokenLogprobs(torch.autograd.Function):
     def forward(ctx, logits, targets, shard, chunk_rows, inplace_backward):
         rows = logits.reshape(-1, shard.width)
         local_target, owned = shard.local_targets(targets.reshape(-1))
-        stats = torch.cat([
-            chunk_stats(rows[i : i + chunk_rows], local_target[i : i + chunk_rows],
-                        owned[i : i + chunk_rows], shard)
-            for i in range(0, rows.shape[0], chunk_rows)
-        ])  # fmt: skip
+        stats = torch.cat(
+            [
+                chunk_stats(
+                    rows[i : i + chunk_rows],
+                    local_target[i : i + chunk_rows],
+                    owned[i : i + chunk_rows],
+                    shard,
+                )
+                for i in range(0, rows.shape[0], chunk_rows)
+            ]
+        )
         lse, target_logit = combine_row_stats(stats, shard)
         ctx.save_for_backward(logits, lse, local_target, owned)
         ctx.shard, ctx.chunk_rows, ctx.inplace_backward = shard, chunk_rows, inplace_backward

@@ -22,9 +22,14 @@ from megatron_o1p.ops.vocab_shard import VocabShard, combine_row_stats
 
 @triton.jit
 def _row_stats_kernel(
-    logits_ptr, row_stride, local_target_ptr, owned_ptr, stats_ptr, valid_cols,
+    logits_ptr,
+    row_stride,
+    local_target_ptr,
+    owned_ptr,
+    stats_ptr,
+    valid_cols,
     BLOCK: tl.constexpr,
-):  # fmt: skip
+):
     row = tl.program_id(0).to(tl.int64)
     base = logits_ptr + row * row_stride
     target_col = tl.load(local_target_ptr + row)
@@ -50,9 +55,18 @@ def _row_stats_kernel(
 
 @triton.jit
 def _row_grad_kernel(
-    logits_ptr, row_stride, grad_ptr, grad_stride, grad_out_ptr, lse_ptr, local_target_ptr,
-    owned_ptr, n_cols, valid_cols, BLOCK: tl.constexpr,
-):  # fmt: skip
+    logits_ptr,
+    row_stride,
+    grad_ptr,
+    grad_stride,
+    grad_out_ptr,
+    lse_ptr,
+    local_target_ptr,
+    owned_ptr,
+    n_cols,
+    valid_cols,
+    BLOCK: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     base = logits_ptr + row * row_stride
     out = grad_ptr + row * grad_stride
@@ -98,9 +112,18 @@ class _TritonTokenLogprobs(torch.autograd.Function):
         grad = rows if ctx.inplace_backward else torch.empty_like(rows)
         grad_rows = grad_output.reshape(-1).contiguous().float()
         _row_grad_kernel[(rows.shape[0],)](
-            rows, rows.stride(0), grad, grad.stride(0), grad_rows, lse, local_target, owned,
-            shard.width, shard.valid, BLOCK=_block(shard.width),
-        )  # fmt: skip
+            rows,
+            rows.stride(0),
+            grad,
+            grad.stride(0),
+            grad_rows,
+            lse,
+            local_target,
+            owned,
+            shard.width,
+            shard.valid,
+            BLOCK=_block(shard.width),
+        )
         return grad.reshape(ctx.logits_shape), None, None, None
 
 

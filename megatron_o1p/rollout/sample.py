@@ -24,6 +24,10 @@ sequences), so pick `problems_per_shard * K` at least vLLM's `max_num_seqs` (256
 keep it full. `OUT/config.json` records the settings; a rerun with different settings is
 refused unless `--overwrite`.
 
+`sample_problems` is the one path from problems to sampled rows: prompts (`data/prompts.py`),
+one seeded vLLM request of K samples per problem, rows in (problem, sample index) order. This
+stage calls it once per shard; `o1p evaluate` once per benchmark (without log-probs).
+
 Differs from the official O1-Pruner code: it samples with vLLM 0.6.3 in a separate script
 with no resume; its log-probs are not stored.
 """
@@ -33,80 +37,59 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from megatron_o1p.config.engine import EngineConfig
+from megatron_o1p.config.flags import Flags, flag, require, shared
+from megatron_o1p.config.sampling import SamplingConfig
 from megatron_o1p.data.fingerprint import FINGERPRINT_KEY, tag_table, tokenizer_fingerprint
 from megatron_o1p.data.problems import Problem, ProblemSource, load_problems
-from megatron_o1p.data.prompts import SPEED_PROMPTS, SYSTEM_PROMPT, load_tokenizer, prompt_ids
-from megatron_o1p.data.records import ROLLOUT_SCHEMA, RolloutRow, to_table
+from megatron_o1p.data.prompts import load_tokenizer, prompt_ids
 from megatron_o1p.data.shards import check_config, complete_shards, write_shard
-from megatron_o1p.errors import ConfigError, DataError
-from megatron_o1p.rollout.vllm_engine import LOGPROBS_MODE, EngineConfig
+from megatron_o1p.errors import DataError
+from megatron_o1p.rollout.vllm_engine import LOGPROBS_MODE
 
 # Per-request seeds stay below 2**31 (vLLM adds the sample index; C generators take int64).
 _SEED_MOD = 2**31 - 2**16
 
 
 @dataclass
-class SampleConfig:
+class SampleConfig(Flags):
     """Settings of the sample stage (flags map one-to-one onto fields)."""
 
     source: ProblemSource
     """Problems file and column mapping."""
     engine: EngineConfig
     """vLLM engine settings (model folder, TP, dtype, KV cache)."""
-    out: Path
-    """Output directory of rollout shards."""
-    num_samples: int = 16
-    """K, samples per problem (paper: 16 for Marco-o1, 12 for QwQ)."""
-    temperature: float = 0.5
-    """Sampling temperature (official code: 0.5)."""
-    top_p: float = 0.8
-    """Nucleus mass (official code: 0.8)."""
-    max_tokens: int = 8192
-    """Response token limit; longer responses end with finish_reason "length"."""
-    seed: int = 0
-    """Base seed; each problem's request seed derives from it and the problem id."""
-    speed_prompt: str = "normal"
-    """"fast" appends the paper's fast-solving suffix to every problem."""
-    system_prompt: str = SYSTEM_PROMPT
-    """System turn asking for a \\boxed{} answer; "" for none."""
-    problems_per_shard: int = 64
-    """Problems per output shard (the unit of resume)."""
-    num_shards: int = 1
-    """N data-parallel invocations sharing the output directory."""
-    shard_index: int = 0
-    """This invocation's index in [0, N)."""
-    overwrite: bool = False
+    out: Path = shared("out", "output directory of rollout shards")
+    """Output directory: config.json and part-XXXXX.parquet shards."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """K, temperature, top-p, token limit, seed, prompt."""
+    problems_per_shard: int = flag(64, "problems per output shard (the unit of resume)")
+    """Problems per shard; pick problems_per_shard * K >= vLLM's max_num_seqs."""
+    num_shards: int = flag(1, "N, data-parallel invocations sharing --out")
+    """N invocations; this one owns the chunks c with c % N == shard_index."""
+    shard_index: int = flag(0, "this invocation's index in [0, N)")
+    """In [0, num_shards)."""
+    overwrite: bool = shared(
+        "overwrite", "replace an output written with another config", default=False
+    )
     """Replace an output directory written with a different config."""
-    progress: bool = True
+    progress: bool = shared("no_progress", "no tqdm bar", default=True)
     """tqdm bar on stderr (problems, with generated tokens/s)."""
 
     def __post_init__(self):
         self.out = Path(self.out)
-        checks = [
-            (self.num_samples >= 1, f"--num-samples must be >= 1, got {self.num_samples}"),
-            (self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}"),
-            (0 < self.top_p <= 1, f"--top-p must be in (0, 1], got {self.top_p}"),
-            (self.max_tokens >= 1, f"--max-tokens must be >= 1, got {self.max_tokens}"),
-            (
-                self.problems_per_shard >= 1,
-                f"--problems-per-shard must be >= 1, got {self.problems_per_shard}",
-            ),
-            (self.num_shards >= 1, f"--num-shards must be >= 1, got {self.num_shards}"),
-            (
-                0 <= self.shard_index < self.num_shards,
-                f"--shard-index must be in [0, {self.num_shards}), got {self.shard_index}",
-            ),
-            (
-                self.speed_prompt in SPEED_PROMPTS,
-                f"--speed-prompt must be one of {SPEED_PROMPTS}, got {self.speed_prompt!r}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        require(
+            self.problems_per_shard >= 1,
+            f"--problems-per-shard must be >= 1, got {self.problems_per_shard}",
+        )
+        require(self.num_shards >= 1, f"--num-shards must be >= 1, got {self.num_shards}")
+        require(
+            0 <= self.shard_index < self.num_shards,
+            f"--shard-index must be in [0, {self.num_shards}), got {self.shard_index}",
+        )
 
     def recorded(self, num_problems: int, tokenizer_sha256: str | None = None) -> dict:
         """What determines the output directory (not N, i, or where the engine runs); the
@@ -114,19 +97,20 @@ class SampleConfig:
         problems = asdict(self.source)
         if Path(self.source.path).exists():  # local files: the same file from any cwd
             problems["path"] = str(Path(self.source.path).resolve())
+        s = self.sampling
         return {
             "stage": "sample",
             "model": str(Path(self.engine.model).resolve()),
             "dtype": self.engine.dtype,
             "problems": problems,
             "num_problems": num_problems,
-            "num_samples": self.num_samples,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "speed_prompt": self.speed_prompt,
-            "system_prompt": self.system_prompt,
+            "num_samples": s.num_samples,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "seed": s.seed,
+            "speed_prompt": s.speed_prompt,
+            "system_prompt": s.system_prompt,
             "problems_per_shard": self.problems_per_shard,
             "logprobs_mode": LOGPROBS_MODE,
             FINGERPRINT_KEY: tokenizer_sha256,
@@ -187,21 +171,38 @@ def run_sample(cfg: SampleConfig) -> SampleSummary:
     done = complete_shards(cfg.out)
     pending = [(c, idx) for c, idx in chunks if c not in done]
     summary = SampleSummary(shards_total=len(chunks), shards_skipped=len(chunks) - len(pending))
-    if not pending:
-        summary.seconds = time.monotonic() - start
-        return summary
+    if pending:
+        _sample_shards(cfg, problems, pending, tokenizer, fingerprint, summary)
+    summary.seconds = time.monotonic() - start
+    return summary
 
+
+def _sample_shards(
+    cfg: SampleConfig,
+    problems: list[Problem],
+    pending: list[tuple[int, range]],
+    tokenizer,
+    fingerprint: str,
+    summary: SampleSummary,
+) -> None:
+    """Sample and write each pending shard, with one engine for all of them."""
+    from megatron_o1p.data.records import ROLLOUT_SCHEMA, to_table
     from megatron_o1p.rollout.vllm_engine import build_engine
 
     llm = build_engine(cfg.engine)
-    max_len = llm.llm_engine.model_config.max_model_len
     bar = _progress(cfg, sum(len(idx) for _, idx in pending))
     gen_start = time.monotonic()
     try:
         for shard, idx in pending:
             chunk = [problems[i] for i in idx]
-            prompts = [_prompt(tokenizer, p, cfg, max_len, row=i) for p, i in zip(chunk, idx)]
-            rows = _generate(llm, chunk, prompts, cfg)
+            rows, _ = sample_problems(
+                llm,
+                tokenizer,
+                chunk,
+                cfg.sampling,
+                source_path=cfg.source.path,
+                first_row=idx.start,
+            )
             write_shard(cfg.out, shard, tag_table(to_table(rows, ROLLOUT_SCHEMA), fingerprint))
             summary.shards_written += 1
             summary.rows_written += len(rows)
@@ -211,48 +212,107 @@ def run_sample(cfg: SampleConfig) -> SampleSummary:
             bar.set_postfix_str(f"{summary.tokens / elapsed:.0f} tok/s")
     finally:
         bar.close()
-    summary.seconds = time.monotonic() - start
-    return summary
 
 
-def _prompt(tokenizer, problem: Problem, cfg: SampleConfig, max_len: int, row: int) -> list[int]:
-    ids = prompt_ids(
-        tokenizer, problem.problem, speed=cfg.speed_prompt, system_prompt=cfg.system_prompt
-    )
-    if len(ids) >= max_len:
-        raise DataError(
-            f"problem {problem.problem_id!r}: the prompt has {len(ids)} tokens, the model "
-            f"context is {max_len}; shorten or drop the problem, or raise --max-model-len",
-            path=cfg.source.path,
-            row=row,
-        )
-    return ids
+# --------------------------------------------------------------------------- problems -> rows
 
 
-def _generate(llm, chunk: list[Problem], prompts: list[list[int]], cfg: SampleConfig):
+def sample_problems(
+    llm,
+    tokenizer,
+    problems: list[Problem],
+    sampling: SamplingConfig,
+    *,
+    source_path: str,
+    first_row: int = 0,
+    logprobs: bool = True,
+    use_tqdm=False,
+):
+    """K sampled responses for each problem, as rollout rows: the one generation path of
+    `o1p sample` (per shard) and `o1p evaluate` (per benchmark).
+
+    Args:
+        llm: a `vllm.LLM` (`rollout/vllm_engine.build_engine`).
+        tokenizer: the model's HF tokenizer (chat template).
+        problems: the problems, in output order.
+        sampling: K, temperature, top-p, token limit, base seed, prompt.
+        source_path: the problems file, named in errors.
+        first_row: the file row of `problems[0]` (errors name the row).
+        logprobs: return the sampled tokens' raw log-probs (`sampler_logprobs`; else None).
+        use_tqdm: vLLM's `use_tqdm` (False, or a tqdm factory).
+
+    Returns:
+        (rows, seconds): `records.RolloutRow`s in (problem, sample index) order, and the wall
+        time of vLLM's `generate` call (prefill and decode of the whole batch).
+
+    Raises:
+        DataError: a prompt as long as the model's context.
+    """
     from vllm.inputs import TokensPrompt
 
-    from megatron_o1p.rollout.vllm_engine import sampled_logprobs, sampling_params
+    from megatron_o1p.rollout.vllm_engine import context_length
 
-    params = [
-        sampling_params(
-            num_samples=cfg.num_samples,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_tokens=cfg.max_tokens,
-            seed=problem_seed(cfg.seed, p.problem_id),
-        )
-        for p in chunk
-    ]
-    outputs = llm.generate(
-        [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False
+    prompts = build_prompts(
+        tokenizer, problems, sampling, context_length(llm), path=source_path, first_row=first_row
     )
+    params = _request_params(problems, sampling, logprobs)
+    start = time.monotonic()
+    outputs = llm.generate(
+        [TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=use_tqdm
+    )
+    seconds = time.monotonic() - start
+    return _rows(problems, prompts, outputs, sampling.num_samples, logprobs), seconds
+
+
+def build_prompts(
+    tokenizer, problems: list[Problem], sampling: SamplingConfig, max_len: int, *, path, first_row=0
+) -> list[list[int]]:
+    """[P] chat-prompt token ids per problem; a prompt that fills the context is a DataError."""
+    prompts = []
+    for row, problem in enumerate(problems, start=first_row):
+        ids = prompt_ids(
+            tokenizer,
+            problem.problem,
+            speed=sampling.speed_prompt,
+            system_prompt=sampling.system_prompt,
+        )
+        if len(ids) >= max_len:
+            raise DataError(
+                f"problem {problem.problem_id!r}: the prompt has {len(ids)} tokens, the model "
+                f"context is {max_len}; shorten or drop the problem, or raise --max-model-len",
+                path=path,
+                row=row,
+            )
+        prompts.append(ids)
+    return prompts
+
+
+def _request_params(problems: list[Problem], sampling: SamplingConfig, logprobs: bool) -> list:
+    from megatron_o1p.rollout.vllm_engine import sampling_params
+
+    return [
+        sampling_params(
+            num_samples=sampling.num_samples,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=problem_seed(sampling.seed, p.problem_id),
+            logprobs=logprobs,
+        )
+        for p in problems
+    ]
+
+
+def _rows(problems, prompts, outputs, num_samples: int, logprobs: bool) -> list:
+    from megatron_o1p.data.records import RolloutRow
+    from megatron_o1p.rollout.vllm_engine import sampled_logprobs
+
     rows = []
-    for problem, ids, out in zip(chunk, prompts, outputs):
-        if len(out.outputs) != cfg.num_samples:
+    for problem, ids, out in zip(problems, prompts, outputs):
+        if len(out.outputs) != num_samples:
             raise RuntimeError(
                 f"vLLM returned {len(out.outputs)} samples for problem {problem.problem_id!r}, "
-                f"asked for {cfg.num_samples}"
+                f"asked for {num_samples}"
             )
         for k, sample in enumerate(sorted(out.outputs, key=lambda s: s.index)):
             token_ids = list(sample.token_ids)
@@ -265,7 +325,9 @@ def _generate(llm, chunk: list[Problem], prompts: list[list[int]], cfg: SampleCo
                     prompt_ids=list(ids),
                     response_text=sample.text,
                     response_ids=token_ids,
-                    sampler_logprobs=sampled_logprobs(token_ids, sample.logprobs),
+                    sampler_logprobs=(
+                        sampled_logprobs(token_ids, sample.logprobs) if logprobs else None
+                    ),
                     finish_reason=sample.finish_reason,
                     length=len(token_ids),
                 )

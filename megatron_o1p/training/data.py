@@ -20,6 +20,7 @@ data is therefore a function of the iteration alone, which is what resume restor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,14 @@ from megatron_o1p.errors import DataError
 REQUIRED = {
     "o1-pruner": ("prompt_ids", "response_ids", "advantage", "ref_logprobs"),
     "sft": ("prompt_ids", "response_ids"),
-    "dpo": ("prompt_ids", "chosen_ids", "rejected_ids", "ref_chosen_logprob",
-            "ref_rejected_logprob"),
-}  # fmt: skip
+    "dpo": (
+        "prompt_ids",
+        "chosen_ids",
+        "rejected_ids",
+        "ref_chosen_logprob",
+        "ref_rejected_logprob",
+    ),
+}
 
 
 @dataclass
@@ -59,8 +65,6 @@ def make_sequence(prompt, response, seq_length: int, **extra) -> Sequence:
 
 def load_rows(path: Path, loss: str) -> list[dict]:
     """Read and validate the dataset; one-line DataError naming the file, row and fix."""
-    import math
-
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -69,42 +73,54 @@ def load_rows(path: Path, loss: str) -> list[dict]:
     table = pq.read_table(path)
     missing = [c for c in REQUIRED[loss] if c not in table.column_names]
     if missing:
-        fix = ("run `o1p ref-logprobs` on it first" if any("ref" in c for c in missing)
-               else "rebuild it with `o1p build-dataset`")  # fmt: skip
+        fix = (
+            "run `o1p ref-logprobs` on it first"
+            if any("ref" in c for c in missing)
+            else "rebuild it with `o1p build-dataset`"
+        )
         raise DataError(f"missing column(s) {missing} for --loss {loss}; {fix}", path=str(path))
     rows = table.select(list(REQUIRED[loss])).to_pylist()
     if not rows:
         raise DataError("has no rows; check the build-dataset step", path=str(path))
     for index, row in enumerate(rows):
-        if not row["prompt_ids"]:
-            raise DataError("prompt_ids is empty; rebuild the dataset", path=str(path), row=index)
-        for key in ("advantage", "ref_chosen_logprob", "ref_rejected_logprob"):
-            if key in row and not math.isfinite(row[key]):
-                raise DataError(f"{key} is {row[key]}; rebuild the dataset (rewards must be "
-                                "finite)", path=str(path), row=index)  # fmt: skip
-        if loss == "o1-pruner" and len(row["ref_logprobs"]) != len(row["response_ids"]):
-            raise DataError(f"ref_logprobs has {len(row['ref_logprobs'])} values for "
-                            f"{len(row['response_ids'])} response tokens; rerun `o1p "
-                            "ref-logprobs`", path=str(path), row=index)  # fmt: skip
+        _check_row(row, loss, path, index)
     return rows
+
+
+def _check_row(row: dict, loss: str, path: Path, index: int) -> None:
+    if not row["prompt_ids"]:
+        raise DataError("prompt_ids is empty; rebuild the dataset", path=str(path), row=index)
+    for key in ("advantage", "ref_chosen_logprob", "ref_rejected_logprob"):
+        if key in row and not math.isfinite(row[key]):
+            raise DataError(
+                f"{key} is {row[key]}; rebuild the dataset (rewards must be finite)",
+                path=str(path),
+                row=index,
+            )
+    if loss == "o1-pruner" and len(row["ref_logprobs"]) != len(row["response_ids"]):
+        raise DataError(
+            f"ref_logprobs has {len(row['ref_logprobs'])} values for "
+            f"{len(row['response_ids'])} response tokens; rerun `o1p ref-logprobs`",
+            path=str(path),
+            row=index,
+        )
 
 
 def to_sequences(rows: list[dict], loss: str, seq_length: int) -> list[list[Sequence]]:
     """One list per row: [sequence] for o1-pruner/sft, [chosen, rejected] for dpo."""
-    out = []
-    for row in rows:
-        if loss == "dpo":
-            out.append([
-                make_sequence(row["prompt_ids"], row["chosen_ids"], seq_length,
-                              ref_seq_logprob=row["ref_chosen_logprob"]),
-                make_sequence(row["prompt_ids"], row["rejected_ids"], seq_length,
-                              ref_seq_logprob=row["ref_rejected_logprob"]),
-            ])  # fmt: skip
-        else:
-            out.append([make_sequence(row["prompt_ids"], row["response_ids"], seq_length,
-                                      ref_logprobs=row.get("ref_logprobs"),
-                                      advantage=row.get("advantage", 0.0))])  # fmt: skip
-    return out
+    return [_row_sequences(row, loss, seq_length) for row in rows]
+
+
+def _row_sequences(row: dict, loss: str, seq_length: int) -> list[Sequence]:
+    prompt = row["prompt_ids"]
+    if loss == "dpo":
+        chosen, rejected = row["ref_chosen_logprob"], row["ref_rejected_logprob"]
+        return [
+            make_sequence(prompt, row["chosen_ids"], seq_length, ref_seq_logprob=chosen),
+            make_sequence(prompt, row["rejected_ids"], seq_length, ref_seq_logprob=rejected),
+        ]
+    extra = {"ref_logprobs": row.get("ref_logprobs"), "advantage": row.get("advantage", 0.0)}
+    return [make_sequence(prompt, row["response_ids"], seq_length, **extra)]
 
 
 def collate(sequences: list[Sequence], pad_to: int, pad_id: int = 0) -> dict:
@@ -179,8 +195,9 @@ class StepBatches:
 
     def micro_batches(self, iteration: int, pad_multiple: int, fixed_length: int | None):
         """The micro-batch dicts of step `iteration` for this rank, shortest first."""
-        rows = sorted(self.rows_of_step(iteration),
-                      key=lambda r: max(len(s.tokens) for s in self.examples[r]))  # fmt: skip
+        rows = sorted(
+            self.rows_of_step(iteration), key=lambda r: max(len(s.tokens) for s in self.examples[r])
+        )
         out = []
         for i in range(0, len(rows), self.micro_batch_size):
             group = rows[i : i + self.micro_batch_size]

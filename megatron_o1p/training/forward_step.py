@@ -1,7 +1,14 @@
 """The one adapter between megatron's pipeline schedules and our pure losses.
 
-`make_forward_step(cfg, state)` returns the `forward_step_func` for megatron's
-`get_forward_backward_func()`. Each micro-batch is a dict of tensors (batch-first):
+Only this module calls megatron's `get_forward_backward_func()`:
+
+- `make_forward_step(loss, state, vocab_size=V)` is the training `forward_step_func`, and
+  `forward_backward(step, chunks, micro_batches)` runs megatron's schedule with it;
+- `forward_only(chunks, state, micro_batches, output=...)` runs the same schedule without a
+  backward and returns, per micro-batch, this rank's token log-probs or its raw logits
+  (`o1p ref-logprobs`, `o1p convert verify`).
+
+Each micro-batch is a dict of tensors (batch-first):
 
     tokens          [b, T] int64   input ids
     position_ids    [b, T] int64
@@ -12,6 +19,8 @@
     ref_seq_logprobs [b]   fp32    dpo: sum of ref log-probs per sequence; rows [0, b/2) are
                                    the chosen responses, rows [b/2, b) the rejected ones
 
+(`forward_only` reads `tokens` and `position_ids`, and `targets` for log-probs.)
+
 On the last pipeline stage the model returns this rank's vocab shard of the logits,
 [b, T, V/TP] (megatron's `GPTModel` transposes to batch-first when no labels are given), or,
 where the output layer is wrapped by `output_layout.batch_first_output_layer`, [b, T', V/TP]
@@ -20,80 +29,95 @@ there only. The loss function returns megatron's 3-tuple (loss sum, unit count,
 report): with `calculate_per_token_loss=True` megatron sums the counts over micro-batches and
 data-parallel ranks and divides the gradients by that global count, so seq-mean and
 token-mean stay exact under gradient accumulation and data parallelism. Report values are
-[sum, count] pairs for the same reason.
+[sum, count] pairs for the same reason. Forward-only runs use megatron's
+`collect_non_loss_data` path: the schedule stores what the function returns, no loss at all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 
 import torch
 
-from megatron_o1p.errors import ConfigError
+from megatron_o1p.config.loss import LossConfig
 from megatron_o1p.losses import dpo_loss, length_harmonizing_loss, sft_loss
 from megatron_o1p.ops.logprobs import token_logprobs
 from megatron_o1p.training.output_layout import crop_batch, loss_positions, set_logit_positions
 
-LOSSES = ("o1-pruner", "sft", "dpo")
+FORWARD_OUTPUTS = ("logprobs", "logits")
+"""What `forward_only` returns per micro-batch: token log-probs, or the raw logit shard."""
 
 
-@dataclass(frozen=True)
-class LossConfig:
-    loss: str = "o1-pruner"
-    """o1-pruner (eq. 11), sft (token-mean NLL) or dpo (sigmoid DPO)."""
-    vocab_size: int = 0
-    """True vocab size; logit columns at or beyond it are megatron's padding."""
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    ratio: str = "token"
-    aggregation: str = "seq-mean"
-    dpo_beta: float = 0.1
-    logprob_impl: str = "chunked"
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ConfigError(f"--loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.vocab_size <= 0:
-            raise ConfigError("LossConfig.vocab_size must be the model's true vocab size")
+def _tp_group(state):
+    return state.tp_group if state.tp_size > 1 else None
 
 
-def compute_loss(cfg: LossConfig, batch: dict, logits: torch.Tensor, tp_group=None):
-    """(loss sum, count, metrics) of one micro-batch from this rank's logit shard."""
-    # The logits are private to this loss: let the backward overwrite them with their gradient.
+def compute_loss(
+    cfg: LossConfig, batch: dict, logits: torch.Tensor, *, vocab_size: int, tp_group=None
+):
+    """(loss sum, count, metrics) of one micro-batch from this rank's logit shard.
+
+    Args:
+        cfg: which loss and its hyper-parameters.
+        batch: the micro-batch (see the module docstring), cut to the logits' positions.
+        logits: [b, T, V/TP] this rank's vocab shard; private to the loss (the backward
+            overwrites it with its gradient).
+        vocab_size: the true vocab size; logit columns at or beyond it are megatron's padding.
+        tp_group: the tensor-parallel group the vocab is split over; None at TP 1.
+    """
     logprobs = token_logprobs(
-        logits, batch["targets"], tp_group=tp_group, vocab_size=cfg.vocab_size,
-        impl=cfg.logprob_impl, inplace_backward=True,
-    )  # fmt: skip
+        logits,
+        batch["targets"],
+        tp_group=tp_group,
+        vocab_size=vocab_size,
+        impl=cfg.logprob_impl,
+        inplace_backward=True,
+    )
     mask = batch["loss_mask"]
     if cfg.loss == "o1-pruner":
         loss, metrics = length_harmonizing_loss(
-            logprobs, batch["ref_logprobs"], batch["advantages"], mask, epsilon=cfg.epsilon,
-            epsilon_high=cfg.epsilon_high, ratio=cfg.ratio, aggregation=cfg.aggregation,
+            logprobs,
+            batch["ref_logprobs"],
+            batch["advantages"],
+            mask,
+            epsilon=cfg.epsilon,
+            epsilon_high=cfg.epsilon_high,
+            ratio=cfg.ratio,
+            aggregation=cfg.loss_aggregation,
             normalizer=1.0,
-        )  # fmt: skip
+        )
     elif cfg.loss == "sft":
         loss, metrics = sft_loss(logprobs, mask, normalizer=1.0)
     else:
         seq = (logprobs * mask.to(logprobs.dtype)).sum(-1)
         ref = batch["ref_seq_logprobs"]
         half = seq.shape[0] // 2
-        loss, metrics = dpo_loss(seq[:half], seq[half:], ref[:half], ref[half:],
-                                 beta=cfg.dpo_beta, normalizer=1.0)  # fmt: skip
+        loss, metrics = dpo_loss(
+            seq[:half], seq[half:], ref[:half], ref[half:], beta=cfg.dpo_beta, normalizer=1.0
+        )
     return loss, metrics.pop("count"), metrics
 
 
-def _loss_func(cfg: LossConfig, tp_group, batch: dict, logits: torch.Tensor):
-    loss, count, metrics = compute_loss(cfg, batch, logits, tp_group)
+def _loss_func(cfg: LossConfig, vocab_size: int, tp_group, batch: dict, logits: torch.Tensor):
+    loss, count, metrics = compute_loss(
+        cfg, batch, logits, vocab_size=vocab_size, tp_group=tp_group
+    )
     report = {"loss": torch.stack([loss.detach().float(), count.float()])}
     for name, (total, units) in metrics.items():
         report[name] = torch.stack([total.float(), units.float()])
     return loss, count.to(torch.int), report
 
 
-def make_forward_step(cfg: LossConfig, state):
-    """The `forward_step_func(data_iterator, model)` for megatron's schedules."""
-    tp_group = state.tp_group if state.tp_size > 1 else None
+def make_forward_step(loss: LossConfig, state, *, vocab_size: int) -> Callable:
+    """The training `forward_step_func(data_iterator, model)` for megatron's schedules.
+
+    Args:
+        loss: which loss and its hyper-parameters.
+        state: this process's `distributed.initialize.ParallelState`.
+        vocab_size: the model's true vocab size (logit columns past it are padding).
+    """
+    tp_group = _tp_group(state)
 
     def forward_step(data_iterator, model):
         batch = next(data_iterator)
@@ -104,6 +128,82 @@ def make_forward_step(cfg: LossConfig, state):
         else:
             loss_batch = batch
         output = model(batch["tokens"], batch["position_ids"], None)
-        return output, partial(_loss_func, cfg, tp_group, loss_batch)
+        return output, partial(_loss_func, loss, vocab_size, tp_group, loss_batch)
 
     return forward_step
+
+
+def forward_backward(
+    forward_step: Callable, chunks: list, micro_batches: list[dict], *, forward_only: bool = False
+) -> list:
+    """Megatron's schedule over `micro_batches`; returns what it collected on the last stage.
+
+    Args:
+        forward_step: a `forward_step_func` (`make_forward_step`, or forward-only's).
+        chunks: this rank's model chunk(s) (DDP-wrapped for training); several = interleaved.
+        micro_batches: the step's micro-batches on this rank, all of one [b, T] shape.
+        forward_only: no backward (and then the function's output is collected as is).
+    """
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    interleaved = len(chunks) > 1
+    tokens = micro_batches[0]["tokens"]
+    return get_forward_backward_func()(
+        forward_step_func=forward_step,
+        data_iterator=[iter(micro_batches) for _ in chunks] if interleaved else iter(micro_batches),
+        model=chunks if interleaved else chunks[0],
+        num_microbatches=len(micro_batches),
+        seq_length=tokens.shape[1],
+        micro_batch_size=tokens.shape[0],
+        forward_only=forward_only,
+        collect_non_loss_data=forward_only,
+    )
+
+
+def forward_only(
+    chunks: list,
+    state,
+    micro_batches: list[dict],
+    *,
+    output: str,
+    vocab_size: int | None = None,
+    logprob_impl: str = "chunked",
+) -> list[torch.Tensor] | None:
+    """Run the model forward-only (megatron's schedule, no grad) over `micro_batches`.
+
+    Args:
+        chunks: this rank's model chunk(s), in eval mode.
+        state: this process's `ParallelState`.
+        micro_batches: dicts with `tokens` and `position_ids` [b, T] (and `targets` [b, T]
+            for log-probs), all of one shape.
+        output: "logprobs": [b, T] fp32 log p(target) over the true vocab (the training
+            loss's `token_logprobs`, summed over TP); "logits": this rank's vocab shard
+            [b, T, V/TP] as the model returns it (padded columns included).
+        vocab_size: the true vocab size; required for "logprobs".
+        logprob_impl: the `token_logprobs` kernel (`--logprob-impl`).
+
+    Returns:
+        One tensor per micro-batch on the last pipeline stage; None on the other stages.
+    """
+    if output not in FORWARD_OUTPUTS:
+        raise ValueError(f"output={output!r}: choose one of {FORWARD_OUTPUTS}")
+    if output == "logprobs" and vocab_size is None:
+        raise ValueError("forward_only(output='logprobs') needs the model's vocab_size")
+    tp_group = _tp_group(state)
+
+    def forward_step(data_iterator, model):
+        batch = next(data_iterator)
+        logits = model(batch["tokens"], batch["position_ids"], None)
+
+        def collect(out: torch.Tensor, non_loss_data: bool = True) -> torch.Tensor:
+            if output == "logits":
+                return out.detach()
+            return token_logprobs(
+                out, batch["targets"], tp_group=tp_group, vocab_size=vocab_size, impl=logprob_impl
+            )
+
+        return logits, collect
+
+    with torch.no_grad():
+        outputs = forward_backward(forward_step, chunks, micro_batches, forward_only=True)
+    return list(outputs) if state.is_last_stage else None

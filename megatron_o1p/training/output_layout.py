@@ -77,8 +77,9 @@ def _batch_first(layer, forward):
         hidden = input_.transpose(0, 1)  # [b, s, h]: small next to the logits
         if positions is not None:
             hidden = hidden[:, positions]
-        logits, bias = forward(hidden.contiguous(), weight=weight,
-                               runtime_gather_output=runtime_gather_output)  # fmt: skip
+        logits, bias = forward(
+            hidden.contiguous(), weight=weight, runtime_gather_output=runtime_gather_output
+        )
         return logits.transpose(0, 1), bias  # [s, b, V] view of a contiguous [b, s, V]
 
     return batch_first_forward

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from megatron_o1p.errors import SetupError
+
+_LOGGED_METRICS = (
+    ("loss/clip_frac", "clip frac"),
+    ("loss/ratio_mean", "ratio"),
+    ("loss/approx_kl", "approx kl"),
+    ("dpo/reward_accuracy", "dpo acc"),
+)
+"""Report keys shown on the console line (TensorBoard gets every key), with their labels."""
 
 
 def reduce_reports(reports: list[dict], parallel) -> dict[str, float]:
@@ -31,6 +40,37 @@ def reduce_reports(reports: list[dict], parallel) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class StepReport:
+    """What one optimizer step reports; the same on every rank."""
+
+    metrics: dict[str, float]
+    """`reduce_reports` means (`loss`, `loss/clip_frac`, ...) and the loss's `tokens`."""
+    lr: float
+    """The learning rate the step used."""
+    grad_norm: float | None
+    """Global L2 norm of the gradients before clipping; None (or 0.0) where megatron does not
+    compute it: a skipped update, or --clip-grad 0."""
+    update_skipped: bool
+    """megatron's optimizer skipped the update (a non-finite gradient under loss scaling)."""
+    truncated_frac: float
+    """Fraction of the step's sequences cut at --seq-length."""
+    tokens: int
+    """Input tokens of the step's sequences, over all data-parallel ranks."""
+
+
+def flops_per_token(arch) -> float:
+    """Dense-matmul FLOPs per trained token (forward + backward) of a `ModelArchitecture`."""
+    per_layer = (
+        arch.hidden_size
+        * arch.kv_channels
+        * (2 * arch.num_attention_heads + 2 * arch.num_query_groups)
+    )
+    per_layer += 3 * arch.hidden_size * arch.ffn_hidden_size
+    params = arch.num_layers * per_layer + arch.vocab_size * arch.hidden_size
+    return 6.0 * params
+
+
 class TrainingReporter:
     """Prints one line per --log-interval and writes TensorBoard scalars (rank 0 only)."""
 
@@ -45,59 +85,78 @@ class TrainingReporter:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
-                raise SetupError("--tensorboard-dir needs the `tensorboard` package; "
-                                 "pip install tensorboard") from err  # fmt: skip
+                raise SetupError(
+                    "--tensorboard-dir needs the `tensorboard` package; pip install tensorboard"
+                ) from err
             self.writer = SummaryWriter(str(tensorboard_dir))
         self.gpu = _GpuStats()
+        self.skipped_updates = 0
+        """Updates megatron skipped in this run so far."""
         self._start = time.perf_counter()
         self._window_start, self._window_iters, self._window_tokens = self._start, 0, 0.0
+        self._window_skipped = 0
 
-    def step(self, iteration: int, metrics: dict, lr: float, grad_norm, truncated_frac: float,
-             sequences_tokens: int) -> None:  # fmt: skip
+    def step(self, iteration: int, report: StepReport) -> None:
+        """Record step `iteration` (1-based): TensorBoard always, a console line per interval."""
         self._window_iters += 1
-        self._window_tokens += sequences_tokens
-        scalars = {**metrics, "optim/lr": lr, "data/truncated_frac": truncated_frac}
-        if grad_norm is not None:
-            scalars["optim/grad_norm"] = float(grad_norm)
-        if self.writer is not None:
-            for name, value in scalars.items():
-                self.writer.add_scalar(name, value, iteration)
+        self._window_tokens += report.tokens
+        if report.update_skipped:
+            self.skipped_updates += 1
+            self._window_skipped += 1
+        self._write_scalars(iteration, report)
         if iteration % self.log_interval and iteration != self.total_iters:
             return
         now = time.perf_counter()
-        per_iter = (now - self._window_start) / max(self._window_iters, 1)
-        tokens_per_s = self._window_tokens / max(now - self._window_start, 1e-9)
-        eta = per_iter * (self.total_iters - iteration)
+        elapsed = now - self._window_start
+        tokens_per_s = self._window_tokens / max(elapsed, 1e-9)
+        line = self._log_line(iteration, report, elapsed / max(self._window_iters, 1), tokens_per_s)
+        if self.rank0:
+            print(line, flush=True)
+        if self.writer is not None:
+            self.writer.add_scalar("perf/tokens_per_s", tokens_per_s, iteration)
+            self.writer.flush()
+        self._window_start, self._window_iters, self._window_tokens = now, 0, 0.0
+        self._window_skipped = 0
+
+    def _write_scalars(self, iteration: int, report: StepReport) -> None:
+        if self.writer is None:
+            return
+        scalars = {
+            **report.metrics,
+            "optim/lr": report.lr,
+            "data/truncated_frac": report.truncated_frac,
+            "optim/skipped_updates": self.skipped_updates,
+        }
+        if report.grad_norm is not None:
+            scalars["optim/grad_norm"] = float(report.grad_norm)
+        for name, value in scalars.items():
+            self.writer.add_scalar(name, value, iteration)
+
+    def _log_line(self, iteration, report: StepReport, per_iter: float, tokens_per_s: float):
+        """Megatron's console line: ` iteration N/T | elapsed time ... | ETA: h:mm:ss`."""
+        metrics = report.metrics
         parts = [
             f" iteration {iteration:>6}/{self.total_iters}",
             f"elapsed time per iteration (ms): {per_iter * 1e3:.1f}",
-            f"learning rate: {lr:.3E}",
+            f"learning rate: {report.lr:.3E}",
             f"loss: {metrics.get('loss', float('nan')):.6E}",
         ]
-        if grad_norm is not None:
-            parts.append(f"grad norm: {float(grad_norm):.3f}")
-        for key, label in (
-            ("loss/clip_frac", "clip frac"),
-            ("loss/ratio_mean", "ratio"),
-            ("loss/approx_kl", "approx kl"),
-            ("dpo/reward_accuracy", "dpo acc"),
-        ):
+        if report.grad_norm is not None:
+            parts.append(f"grad norm: {float(report.grad_norm):.3f}")
+        if self._window_skipped:
+            parts.append(f"skipped updates: {self._window_skipped}")
+        for key, label in _LOGGED_METRICS:
             if key in metrics:
-                parts.append(f"{label}: {metrics[key]:.4f}")  # fmt: skip
+                parts.append(f"{label}: {metrics[key]:.4f}")
         parts.append(f"tokens/s: {tokens_per_s:.1f}")
         if self.flops_per_token and torch.cuda.is_available():
             peak = self.gpu.peak_flops() * dist.get_world_size()
             if peak:
                 parts.append(f"MFU: {100 * tokens_per_s * self.flops_per_token / peak:.1f}%")
-        parts.append(f"truncated: {truncated_frac:.3f}")
+        parts.append(f"truncated: {report.truncated_frac:.3f}")
         parts += self.gpu.describe()
-        parts.append(f"ETA: {_hms(eta)}")
-        if self.rank0:
-            print(" | ".join(parts), flush=True)
-        if self.writer is not None:
-            self.writer.add_scalar("perf/tokens_per_s", tokens_per_s, iteration)
-            self.writer.flush()
-        self._window_start, self._window_iters, self._window_tokens = now, 0, 0.0
+        parts.append(f"ETA: {_hms(per_iter * (self.total_iters - iteration))}")
+        return " | ".join(parts)
 
     def close(self) -> None:
         if self.writer is not None:

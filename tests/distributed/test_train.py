@@ -53,7 +53,7 @@ def test_loss_curve_is_the_same_at_tp1_tp2_pp2(qwen2_mcore, toy_data, tmp_path):
 
 
 def _weights(run_dir):
-    from megatron_o1p.checkpoint.dist import GlobalTensorReader, resolve_iteration_dir
+    from megatron_o1p.checkpoint.reader import GlobalTensorReader, resolve_iteration_dir
 
     reader = GlobalTensorReader(resolve_iteration_dir(run_dir))
     keys = [k for k, v in reader.metadata.state_dict_metadata.items() if hasattr(v, "chunks")]
@@ -108,15 +108,16 @@ def test_sigkill_inside_a_save_leaves_the_previous_checkpoint(
 ):
     """SIGKILL while iteration 4 is being saved (iteration 2 complete): while megatron writes
     the temporary folder (killed as soon as it appears), once it is written but not renamed,
-    and once renamed but before the tracker names it (a test-only hook holds the process in
-    those two windows of the real save). The run still loads iteration 2 and, rerun, ends
-    with bitwise the uninterrupted run's weights. Killed inside the first save (iteration 2),
-    the rerun starts over from --load."""
+    and once renamed but before the tracker names it (the fault points "save.written" and
+    "save.renamed" of `megatron_o1p/testing/faults.py`, selected with O1P_FAULT_POINT, hold the
+    process in those two windows of the real save). The run still loads iteration 2 and, rerun,
+    ends with bitwise the uninterrupted run's weights. Killed inside the first save (iteration
+    2), the rerun starts over from --load."""
     run = tmp_path / "run"
     pending = run / f".iter_{iteration:07d}.tmp"
     env = _env()
     if window != "writing":
-        env["O1P_TEST_PAUSE_IN_SAVE"] = f"{iteration}:{window}"
+        env["O1P_FAULT_POINT"] = f"save.{window}:iteration={iteration}"
     cmd = _train_cmd(qwen2_mcore, toy_data, run, "--train-iters", "6", "--save-interval", "2")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, start_new_session=True)  # fmt: skip
@@ -201,3 +202,21 @@ def test_bad_input_one_line(qwen2_mcore, tmp_path, override, extra, message):
     line = error_line(run_o1p(*args, check=False))
     assert message in line, line
     assert not (tmp_path / "run").exists()
+
+
+def test_divergence_stops_with_one_line_naming_the_iteration(qwen2_mcore, toy_data, tmp_path):
+    """--lr 1e30: the first update blows the weights up, so iteration 2's loss is NaN. The run
+    stops there with one error line (no traceback) naming it, and saves nothing of iteration
+    2: the checkpoint of iteration 1 stays the last one."""
+    run = tmp_path / "run"
+    diverging = ["--lr", "1e30", "--lr-warmup-fraction", "0", "--save-interval", "1"]
+    args = ["--load", qwen2_mcore, "--data", toy_data, "--save", run, *COMMON, *diverging]
+    proc = run_o1p("train", *args, "--train-iters", "4", check=False)
+    line = error_line(proc)
+    assert re.search(
+        r"iteration 2: the (loss|gradient norm) is -?(nan|inf): training diverged", line
+    )
+    assert "lower --lr" in line
+    assert len(_losses(proc.stdout)) == 1  # iteration 1 logged, iteration 2 stopped the run
+    assert (run / "latest_checkpointed_iteration.txt").read_text().strip() == "1"
+    assert not (run / "iter_0000002").exists()

@@ -16,13 +16,9 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from megatron_o1p.commands.evaluate import parse_benchmark, parse_per_benchmark
 from megatron_o1p.errors import ConfigError
-from megatron_o1p.evaluation.evaluate import (
-    apportion_time,
-    benchmark_metrics,
-    parse_benchmark,
-    parse_per_benchmark,
-)
+from megatron_o1p.evaluation.metrics import apportion_time, benchmark_metrics
 from tests.helpers.run import error_line, run_o1p
 
 MATH = [

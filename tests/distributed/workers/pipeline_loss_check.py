@@ -10,11 +10,13 @@ from pathlib import Path
 
 import torch
 
-from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.checkpoint.reader import load_into_model
+from megatron_o1p.checkpoint.saving import save_model
+from megatron_o1p.config.loss import LossConfig
 from megatron_o1p.distributed.initialize import ParallelConfig, initialize, print0, shutdown
 from megatron_o1p.models.builder import ModelOptions, build_gpt_chunks
 from megatron_o1p.models.hf_config import architecture_from_dict
-from megatron_o1p.training.forward_step import LossConfig, compute_loss, make_forward_step
+from megatron_o1p.training.forward_step import compute_loss, forward_backward, make_forward_step
 from tests.helpers.gather import gather_full
 
 ARCH = architecture_from_dict(dict(
@@ -56,17 +58,16 @@ META = {"spec": "local", "architecture": ARCH.to_json(), "dtype": "float32",
 def main():
     phase, out, loss_name, aggregation, impl = sys.argv[1:6]
     out = Path(out)
-    cfg = LossConfig(loss=loss_name, vocab_size=ARCH.vocab_size, aggregation=aggregation,
-                     logprob_impl=impl)  # fmt: skip
+    cfg = LossConfig(loss=loss_name, loss_aggregation=aggregation, logprob_impl=impl)
     batch = make_batch()
     if phase == "reference":
         state = initialize(ParallelConfig())
         (model,) = build(state)
         # Pipeline stages initialise only their own layers, so the parallel run loads these
         # exact weights from a checkpoint rather than rebuilding them from the seed.
-        dist_ckpt.save_model([model], out / "ckpt", iteration=1, meta=META)
+        save_model([model], out / "ckpt", iteration=1, meta=META)
         logits = model(batch["tokens"], batch["position_ids"], None)
-        loss_sum, count, _ = compute_loss(cfg, batch, logits)
+        loss_sum, count, _ = compute_loss(cfg, batch, logits, vocab_size=ARCH.vocab_size)
         (loss_sum / count).backward()
         torch.save({"loss": (loss_sum / count).item(), "grads": gather_full([model], grads=True)},
                    out / f"reference_{loss_name}_{aggregation}.pt")  # fmt: skip
@@ -77,24 +78,15 @@ def main():
         ParallelConfig(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
     )
     chunks = build(state)
-    dist_ckpt.load_into_model(chunks, out / "ckpt")
-    from megatron.core.pipeline_parallel import get_forward_backward_func
-
+    load_into_model(chunks, out / "ckpt")
     if cfg.loss == "dpo":  # keep each (chosen, rejected) pair inside one micro-batch
         order = [0, 2, 1, 3]
         batch = {k: v[order] for k, v in batch.items()}
     micro_batches = [
         {k: v[i : i + MICRO] for k, v in batch.items()} for i in range(0, BATCH, MICRO)
     ]
-    reports = get_forward_backward_func()(
-        forward_step_func=make_forward_step(cfg, state),
-        data_iterator=iter(micro_batches),
-        model=chunks[0],
-        num_microbatches=len(micro_batches),
-        seq_length=SEQ,
-        micro_batch_size=MICRO,
-        forward_only=False,
-    )
+    forward_step = make_forward_step(cfg, state, vocab_size=ARCH.vocab_size)
+    reports = forward_backward(forward_step, chunks, micro_batches)
     # What megatron's finalize_model_grads does with calculate_per_token_loss: divide the summed
     # gradients by the step's total count (here: from the reports on the last stage).
     total = torch.zeros(2)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from megatron_o1p.checkpoint import dist as dist_ckpt
+from megatron_o1p.checkpoint.reader import load_into_model
+from megatron_o1p.checkpoint.saving import save_model
 from megatron_o1p.checkpoint.verify import megatron_logits
 from megatron_o1p.distributed.initialize import ParallelConfig, initialize, shutdown
 from megatron_o1p.models.builder import ModelOptions, build_gpt_chunks
@@ -47,7 +48,7 @@ def main():
         state = initialize(ParallelConfig(tensor_model_parallel_size=2))
         chunks = build(arch, state, SEED)
         logits = logits_of(chunks, state, arch)
-        dist_ckpt.save_model(
+        save_model(
             chunks,
             work / "ckpt",
             iteration=5,
@@ -69,7 +70,7 @@ def main():
         fresh = logits_of(build(arch, state, SEED), state, arch)
         other = build(arch, state, SEED + 1)
         before = logits_of(other, state, arch)
-        dist_ckpt.load_into_model(other, work / "ckpt")
+        load_into_model(other, work / "ckpt")
         after = logits_of(other, state, arch)
         print(
             f"tp1_vs_tp2={(fresh - reference).abs().max().item():.3e} "
