@@ -65,6 +65,8 @@ def _dataset(path: Path, args, rows: int) -> Path:
 
 def ours(work: Path, hf: Path, args) -> float:
     from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
+    from megatron_o1p.config.model import ModelConfig
+    from megatron_o1p.config.optimizer import OptimizerConfig
     from megatron_o1p.training.config import TrainConfig
     from megatron_o1p.training.trainer import train
 
@@ -72,9 +74,16 @@ def ours(work: Path, hf: Path, args) -> float:
     data = _dataset(work / "train.parquet", args, rows=args.batch * (args.steps + 1))
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
-        train(TrainConfig(load=mcore, data=data, save=work / "run", global_batch_size=args.batch,
-                          micro_batch_size=args.batch, seq_length=args.seq, lr=1e-6,
-                          train_iters=args.steps, lr_warmup_fraction=0.0))  # fmt: skip
+        cfg = TrainConfig(
+            model=ModelConfig(load=mcore, seq_length=args.seq),
+            data=data,
+            save=work / "run",
+            global_batch_size=args.batch,
+            micro_batch_size=args.batch,
+            train_iters=args.steps,
+            optimizer=OptimizerConfig(lr=1e-6, lr_warmup_fraction=0.0),
+        )
+        train(cfg)
     rates = [float(x) for x in re.findall(r"tokens/s: ([0-9.]+)", log.getvalue())]
     return rates[1:]
 
