@@ -155,7 +155,7 @@ def check_config(out_dir: str | Path, config: dict, *, overwrite: bool = False) 
         if recorded == config:
             return
         if not overwrite:
-            diff = _first_difference(recorded, config)
+            diff = first_difference(recorded, config)
             raise ConfigError(
                 f"{out_dir} holds output of a different config ({diff}); rerun with the same "
                 "flags to resume, use a new --out, or pass --overwrite to start over"
@@ -166,7 +166,8 @@ def check_config(out_dir: str | Path, config: dict, *, overwrite: bool = False) 
     write_json(path, config, indent=2, sort_keys=True)
 
 
-def _first_difference(recorded, config: dict) -> str:
+def first_difference(recorded, config: dict) -> str:
+    """The first key (sorted) whose recorded and current settings differ, as a phrase."""
     if not isinstance(recorded, dict):
         return f"unreadable {CONFIG_NAME}"
     for key in sorted(set(recorded) | set(config)):

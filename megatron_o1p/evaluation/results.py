@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from megatron_o1p.atomic import write_parquet
+from megatron_o1p.data.shards import first_difference
 from megatron_o1p.errors import ConfigError, DataError
 
 META_KEY = b"o1p_evaluate"
@@ -52,7 +53,7 @@ def recorded_results(path: Path, config: dict, *, overwrite: bool) -> dict | Non
     if overwrite:
         return None
     diff = (
-        _first_difference(meta["config"], config)
+        first_difference(meta["config"], config)
         if meta is not None and isinstance(meta.get("config"), dict)
         else "not written by o1p evaluate"
     )
@@ -87,10 +88,3 @@ def _read_meta(path: Path) -> dict | None:
         return json.loads(meta[META_KEY])
     except (pa.ArrowInvalid, OSError, KeyError, ValueError):
         return None
-
-
-def _first_difference(recorded: dict, config: dict) -> str:
-    for key in sorted(set(recorded) | set(config)):
-        if recorded.get(key) != config.get(key):
-            return f"{key}: recorded {recorded.get(key)!r}, now {config.get(key)!r}"
-    return "no difference"
