@@ -6,7 +6,7 @@ The safetensors format is an 8-byte little-endian header length, a JSON header
 headers are planned up front, keeps peak memory at about one tensor: the conversion never holds
 a whole model.
 
-Tested by tests/unit/test_safetensors_io.py.
+Tested by tests/unit/checkpoint/test_safetensors_io.py.
 """
 
 from __future__ import annotations

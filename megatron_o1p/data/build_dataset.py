@@ -23,7 +23,7 @@ Each file carries the tokenizer fingerprint `o1p sample` recorded on the shards 
 metadata, `data/fingerprint.py`), which `o1p train` and `o1p ref-logprobs` check against the
 checkpoint's tokenizer.
 
-Edge cases (defined here, tested in tests/unit/test_build_dataset.py):
+Edge cases (defined here, tested in tests/unit/data/test_build_dataset.py):
 - zero-length responses: count 0 in Lbar; R_LH treats L=0 as 1 (see rewards.py).
 - K=1: Lbar = L and Abar = A, so R_LH = 0 (for L >= 1); the row is kept; no DPO pair.
 - all-identical lengths: the length term is 0; no DPO pair (no length preference).

@@ -1,6 +1,6 @@
 """JSON lines read with the numbers errors need: the data row (0-based, blank lines skipped)
 and the file line (1-based). Used by the problem loader and by `o1p grade`. No test file of
-its own: both callers' tests cover it (`tests/unit/test_problems.py`,
+its own: both callers' tests cover it (`tests/unit/data/test_problems.py`,
 `tests/e2e/test_grade_cli.py`).
 """
 
