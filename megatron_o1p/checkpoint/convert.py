@@ -20,13 +20,13 @@ import functools
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from megatron_o1p.atomic import atomic_dir
 from megatron_o1p.checkpoint.conversion_writer import layout_of, write_checkpoint
+from megatron_o1p.checkpoint.convert_config import HfToMcoreConfig, McoreToHfConfig
 from megatron_o1p.checkpoint.layout import (
     FORMAT_VERSION,
     RELEASE,
@@ -40,15 +40,9 @@ from megatron_o1p.checkpoint.reader import (
     resolve_iteration_dir,
 )
 from megatron_o1p.checkpoint.safetensors_io import SafetensorsReader, write_sharded
-from megatron_o1p.config.choices import SPEC_NAMES
-from megatron_o1p.config.flags import require
 from megatron_o1p.errors import CheckpointError
 from megatron_o1p.memory import release_freed_tensors_to_os
-from megatron_o1p.models.hf_config import (
-    DEFAULT_VOCAB_MULTIPLE,
-    ModelArchitecture,
-    read_architecture,
-)
+from megatron_o1p.models.hf_config import ModelArchitecture, read_architecture
 from megatron_o1p.models.state_dict_adapter import StateDictAdapter, layer_index
 
 # Files copied verbatim between the HF folder and the checkpoint's hf/ folder.
@@ -66,34 +60,6 @@ HF_SIDE_FILES = (
     "chat_template.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
-
-
-@dataclass
-class HfToMcoreConfig:
-    hf_dir: Path
-    out: Path
-    spec: str = "auto"
-    """Layer spec recorded in the checkpoint: te, local or auto (te when TE+CUDA work)."""
-    tensor_model_parallel_size: int = 1
-    pipeline_model_parallel_size: int = 1
-    make_vocab_size_divisible_by: int = DEFAULT_VOCAB_MULTIPLE
-    allow_bin_weights: bool = False
-    """Accept pytorch_model*.bin (loaded with torch.load(weights_only=True)); off by default."""
-    overwrite: bool = False
-
-    def __post_init__(self):
-        require(
-            self.spec in SPEC_NAMES,
-            f"unknown --spec {self.spec!r}; choose one of {', '.join(SPEC_NAMES)}",
-        )
-
-
-@dataclass
-class McoreToHfConfig:
-    mcore_dir: Path
-    out: Path
-    max_shard_size: str = "2GB"
-    overwrite: bool = False
 
 
 def _parse_size(text: str) -> int:

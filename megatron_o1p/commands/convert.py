@@ -2,64 +2,35 @@
 
 hf-to-mcore takes --spec from ModelConfig and the TP/PP sizes from ParallelConfig (it checks
 that the layout you plan to train with divides the model); verify composes VerifyConfig. The
-flags only these actions have are the small configs below; torch is imported in `run` only.
+flags only these actions have are on `checkpoint/convert_config.py`'s configs; torch is
+imported in `run` only.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
+from megatron_o1p.checkpoint.convert_config import HfToMcoreConfig, McoreToHfConfig
 from megatron_o1p.checkpoint.verify_config import UNUSED_FLAGS as VERIFY_UNUSED_FLAGS
 from megatron_o1p.checkpoint.verify_config import VerifyConfig
-from megatron_o1p.config.flags import Flags, flag, shared
-from megatron_o1p.config.model import DEFAULT_VOCAB_MULTIPLE, ModelConfig
+from megatron_o1p.config.model import ModelConfig
 from megatron_o1p.config.parallel import ParallelConfig
 
 _LAYOUT_SIZES = ("tensor_model_parallel_size", "pipeline_model_parallel_size")
 _VERIFY_SEQ_LENGTH = 64  # a short test batch, not a training length
 
 
-@dataclass
-class HfToMcoreFlags(Flags):
-    """hf-to-mcore's own flags (`checkpoint.convert.HfToMcoreConfig` takes them)."""
-
-    hf_dir: Path = shared("hf_dir", "HF model folder to convert")
-    out: Path = shared("out", "megatron checkpoint folder to write")
-    make_vocab_size_divisible_by: int = flag(
-        DEFAULT_VOCAB_MULTIPLE, "pad the vocab to a multiple of this (Megatron-LM's flag)"
-    )
-    allow_bin_weights: bool = flag(
-        False, "accept pytorch_model*.bin (torch.load with weights_only=True)"
-    )
-    overwrite: bool = shared("overwrite", "replace an existing --out folder", default=False)
-
-
-@dataclass
-class McoreToHfFlags(Flags):
-    """mcore-to-hf's flags (`checkpoint.convert.McoreToHfConfig` takes them)."""
-
-    mcore_dir: Path = shared("mcore_dir", "megatron checkpoint to convert back")
-    out: Path = shared("out", "HF model folder to write")
-    max_shard_size: str = flag(
-        "2GB", "largest safetensors file written, e.g. 500MB or 2GB", metavar="SIZE"
-    )
-    overwrite: bool = shared("overwrite", "replace an existing --out folder", default=False)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="<action>", required=True)
 
     to_mcore = actions.add_parser("hf-to-mcore", help="HF folder -> megatron dist checkpoint")
-    HfToMcoreFlags.add_arguments(to_mcore)
+    HfToMcoreConfig.add_arguments(to_mcore)
     ModelConfig.add_arguments(to_mcore, only=("spec",))
     ParallelConfig.add_arguments(to_mcore, only=_LAYOUT_SIZES)
 
     to_hf = actions.add_parser("mcore-to-hf", help="megatron dist checkpoint -> HF folder")
-    McoreToHfFlags.add_arguments(to_hf)
+    McoreToHfConfig.add_arguments(to_hf)
 
     check = actions.add_parser("verify", help="HF vs megatron logits/log-probs on one batch")
     VerifyConfig.add_arguments(check, skip=VERIFY_UNUSED_FLAGS)
@@ -75,12 +46,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_hf_to_mcore(args: argparse.Namespace) -> int:
-    from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
+    from megatron_o1p.checkpoint.convert import hf_to_mcore
 
-    flags = HfToMcoreFlags.from_args(args)
     layout = ParallelConfig.from_args(args)
-    cfg = HfToMcoreConfig(
-        **dataclasses.asdict(flags),
+    cfg = HfToMcoreConfig.from_args(
+        args,
         spec=args.spec,
         tensor_model_parallel_size=layout.tensor_model_parallel_size,
         pipeline_model_parallel_size=layout.pipeline_model_parallel_size,
@@ -91,10 +61,9 @@ def _run_hf_to_mcore(args: argparse.Namespace) -> int:
 
 
 def _run_mcore_to_hf(args: argparse.Namespace) -> int:
-    from megatron_o1p.checkpoint.convert import McoreToHfConfig, mcore_to_hf
+    from megatron_o1p.checkpoint.convert import mcore_to_hf
 
-    cfg = McoreToHfConfig(**dataclasses.asdict(McoreToHfFlags.from_args(args)))
-    out = mcore_to_hf(cfg, progress=_tick("mcore-to-hf"))
+    out = mcore_to_hf(McoreToHfConfig.from_args(args), progress=_tick("mcore-to-hf"))
     print(f"o1p convert: wrote HF model {out}", flush=True)
     return 0
 

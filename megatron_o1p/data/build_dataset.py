@@ -51,6 +51,7 @@ from megatron_o1p.data.records import (
     DATASET_SCHEMA,
     DPO_SCHEMA,
     SFT_SCHEMA,
+    GradedSample,
     ScoredRow,
     to_table,
 )
@@ -188,18 +189,6 @@ def _check_out(out: Path) -> None:
 
 
 @dataclass
-class Sample:
-    """One graded sample, as read."""
-
-    problem_id: str
-    sample_index: int
-    prompt_ids: list[int]
-    response_ids: list[int]
-    length: int
-    correct: bool
-
-
-@dataclass
 class BuildSummary:
     problems: int = 0
     samples: int = 0
@@ -211,7 +200,7 @@ class BuildSummary:
     dpo_out: Path | None = None
 
 
-def read_graded(path: str | Path) -> list[Sample]:
+def read_graded(path: str | Path) -> list[GradedSample]:
     """Graded samples from an `o1p grade` directory of shards or one parquet file.
 
     Raises:
@@ -256,15 +245,15 @@ def read_graded(path: str | Path) -> list[Sample]:
         if length < 0:
             raise DataError(f"negative length {length}", path=str(path), row=row)
         samples.append(
-            Sample(key[0], key[1], columns["prompt_ids"][row], response_ids, length, correct)
+            GradedSample(key[0], key[1], columns["prompt_ids"][row], response_ids, length, correct)
         )
     if not samples:
         raise DataError("no graded rows", path=str(path))
     return samples
 
 
-def _group(samples: list[Sample]) -> dict[str, list[Sample]]:
-    groups: dict[str, list[Sample]] = {}
+def _group(samples: list[GradedSample]) -> dict[str, list[GradedSample]]:
+    groups: dict[str, list[GradedSample]] = {}
     for s in samples:
         groups.setdefault(s.problem_id, []).append(s)
     for group in groups.values():
@@ -280,7 +269,7 @@ def _choose(group: list, k: int, seed: int, problem_id: str) -> list:
     return [group[i] for i in picked]
 
 
-def score(samples: list[Sample], cfg: BuildDatasetConfig) -> list[ScoredRow]:
+def score(samples: list[GradedSample], cfg: BuildDatasetConfig) -> list[ScoredRow]:
     """Per-problem stats, per-sample rewards, row choice, clip and normalise (pure).
 
     Args:
@@ -304,12 +293,7 @@ def score(samples: list[Sample], cfg: BuildDatasetConfig) -> list[ScoredRow]:
         for s in _choose(group, cfg.rows_per_problem, cfg.seed, pid):
             rows.append(
                 ScoredRow(
-                    problem_id=pid,
-                    sample_index=s.sample_index,
-                    prompt_ids=s.prompt_ids,
-                    response_ids=s.response_ids,
-                    length=s.length,
-                    correct=bool(s.correct),
+                    **vars(s),
                     reward=float(by_index[s.sample_index]),
                     advantage=0.0,
                     num_samples=len(group),
@@ -323,7 +307,7 @@ def score(samples: list[Sample], cfg: BuildDatasetConfig) -> list[ScoredRow]:
     return rows
 
 
-def sft_rows(samples: list[Sample]) -> list[dict]:
+def sft_rows(samples: list[GradedSample]) -> list[dict]:
     """Up to `SFT_PER_PROBLEM` shortest correct samples per problem (ties: lower index)."""
     out = []
     for pid, group in _group(samples).items():
@@ -341,7 +325,7 @@ def sft_rows(samples: list[Sample]) -> list[dict]:
     return out
 
 
-def dpo_pairs(samples: list[Sample]) -> list[dict]:
+def dpo_pairs(samples: list[GradedSample]) -> list[dict]:
     """Per problem: shortest correct (chosen) vs the longest sample (rejected), if longer."""
     out = []
     for pid, group in _group(samples).items():

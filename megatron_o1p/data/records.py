@@ -151,8 +151,8 @@ class RolloutRow:
 
 
 @dataclass
-class ScoredRow:
-    """One row of the length-harmonizing dataset (DATASET_SCHEMA)."""
+class GradedSample:
+    """One graded sample, as build-dataset reads it from `o1p grade`'s output."""
 
     problem_id: str
     sample_index: int
@@ -160,6 +160,12 @@ class ScoredRow:
     response_ids: list[int]
     length: int
     correct: bool
+
+
+@dataclass
+class ScoredRow(GradedSample):
+    """One row of the length-harmonizing dataset (DATASET_SCHEMA): a graded sample, scored."""
+
     reward: float
     """Raw per-sample reward (R_LH for --reward o1-pruner), before clipping."""
     advantage: float

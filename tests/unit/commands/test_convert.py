@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from megatron_o1p.checkpoint.convert_config import HfToMcoreConfig, McoreToHfConfig
 from megatron_o1p.commands import convert as command
 from megatron_o1p.config.model import DEFAULT_VOCAB_MULTIPLE
 from megatron_o1p.errors import ConfigError
@@ -20,10 +21,13 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_hf_to_mcore_flags():
     argv = "hf-to-mcore --hf-dir h --out m --spec local --tensor-model-parallel-size 2 "
     args = _args(*(argv + "--allow-bin-weights").split())
-    flags = command.HfToMcoreFlags.from_args(args)
+    flags = HfToMcoreConfig.from_args(args, spec=args.spec)
     assert dataclasses.asdict(flags) == {
         "hf_dir": Path("h"),
         "out": Path("m"),
+        "spec": "local",
+        "tensor_model_parallel_size": 1,
+        "pipeline_model_parallel_size": 1,
         "make_vocab_size_divisible_by": DEFAULT_VOCAB_MULTIPLE,
         "allow_bin_weights": True,
         "overwrite": False,
@@ -34,7 +38,7 @@ def test_hf_to_mcore_flags():
 
 def test_mcore_to_hf_flags():
     args = _args("mcore-to-hf", "--mcore-dir", "m", "--out", "h", "--overwrite")
-    flags = command.McoreToHfFlags.from_args(args)
+    flags = McoreToHfConfig.from_args(args)
     assert dataclasses.asdict(flags) == {
         "mcore_dir": Path("m"),
         "out": Path("h"),

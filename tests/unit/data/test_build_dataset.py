@@ -6,7 +6,7 @@ import pytest
 
 from megatron_o1p.data.build_dataset import (
     BuildDatasetConfig,
-    Sample,
+    GradedSample,
     build_dataset,
     dpo_pairs,
     read_graded,
@@ -20,7 +20,7 @@ from megatron_o1p.errors import ConfigError, DataError
 
 def _samples(pid, lengths, correct):
     return [
-        Sample(pid, k, [1, 2], list(range(n)), n, bool(c))
+        GradedSample(pid, k, [1, 2], list(range(n)), n, bool(c))
         for k, (n, c) in enumerate(zip(lengths, correct))
     ]
 
