@@ -3,6 +3,9 @@
 `cli.py` catches `O1pError`, prints its message as one line (`o1p <cmd>: error: ...`) and exits
 non-zero; any other exception is a bug and keeps its traceback. A message says what is wrong, the
 value seen, and what to do.
+
+Tested by tests/unit/test_cli.py and the one-line-error tests of each stage (e.g.
+tests/unit/checkpoint/test_reader.py).
 """
 
 

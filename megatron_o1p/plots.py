@@ -4,8 +4,7 @@ matplotlib is imported only here, and only when a figure is drawn. Figures use t
 directly, without pyplot, so no global state or display backend is touched. Each function
 returns the `Figure`; its caller saves it (atomically) where its stage writes.
 
-Not tested on its own: the stage tests (tests/e2e/test_analyze_cli.py,
-tests/e2e/test_compare_cli.py) check the PNG files these figures become.
+Tested by tests/e2e/test_analyze_cli.py and tests/e2e/test_compare_cli.py (the PNGs they write).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ model is loaded through `models/loading.py` and runs forward-only through
 `training/forward_step.forward_only`; the last pipeline stage gathers the vocab-parallel
 logits, drops megatron's padded vocab columns, and compares logits and log-probs with HF's.
 Exit status 1 above the tolerance.
+
+Tested by tests/distributed/test_verify.py (every TP/PP layout, both dtypes) and
+tests/e2e/test_convert_cli.py.
 """
 
 from __future__ import annotations

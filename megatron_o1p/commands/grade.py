@@ -1,4 +1,7 @@
-"""`o1p grade IN OUT`: flags -> GradeConfig -> grading.grade.grade_file."""
+"""`o1p grade IN OUT`: flags -> GradeConfig -> grading.grade.grade_file.
+
+Tested by tests/e2e/test_grade_cli.py.
+"""
 
 from __future__ import annotations
 

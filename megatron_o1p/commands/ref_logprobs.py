@@ -1,4 +1,8 @@
-"""`o1p ref-logprobs`: flags -> RefLogprobsConfig -> training/ref_logprobs (torchrun-able)."""
+"""`o1p ref-logprobs`: flags -> RefLogprobsConfig -> training/ref_logprobs (torchrun-able).
+
+Tested by tests/unit/training/test_ref_logprobs_config.py and
+tests/distributed/test_ref_logprobs.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`o1p sample`: flags -> SampleConfig -> rollout.sample.run_sample."""
+"""`o1p sample`: flags -> SampleConfig -> rollout.sample.run_sample.
+
+Tested by tests/e2e/test_sample_cli.py and tests/e2e/test_sample_kill.py.
+"""
 
 from __future__ import annotations
 

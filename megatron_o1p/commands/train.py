@@ -1,4 +1,7 @@
-"""`o1p train`: flags (Megatron-LM names) -> TrainConfig -> training/trainer.train."""
+"""`o1p train`: flags (Megatron-LM names) -> TrainConfig -> training/trainer.train.
+
+Tested by tests/unit/training/test_config.py and tests/distributed/test_train.py.
+"""
 
 from __future__ import annotations
 

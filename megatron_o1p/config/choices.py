@@ -1,6 +1,9 @@
 """The fixed choices of flags, as plain constants (no torch, megatron or vLLM import), so that
 `o1p <cmd> --help` and config validation stay fast. The modules that act on a choice import it
-from here; nothing else spells these lists."""
+from here; nothing else spells these lists.
+
+Tested by tests/unit/test_cli.py (the flags that offer these choices).
+"""
 
 LOSSES = ("o1-pruner", "sft", "dpo")
 """`--loss`: O1-Pruner's length-harmonizing loss (eq. 11), SFT (token-mean NLL), sigmoid DPO."""

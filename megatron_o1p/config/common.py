@@ -4,6 +4,8 @@ A config field takes one with `shared("out", help=...)`: the flag string, its ty
 meaning come from this table; the field may narrow the help ("output directory of rollout
 shards") and set its own default. So `--out` means "where this stage writes" in every command
 and is spelled in one place.
+
+Tested by tests/unit/test_cli.py (each flag defined once) and tests/unit/config/test_flags.py.
 """
 
 from pathlib import Path

@@ -1,4 +1,7 @@
-"""LossConfig: which loss `o1p train` optimises and its hyper-parameters (eq. 11, SFT, DPO)."""
+"""LossConfig: which loss `o1p train` optimises and its hyper-parameters (eq. 11, SFT, DPO).
+
+Tested by tests/unit/test_losses.py and tests/distributed/test_pipeline_loss.py.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 `models/loading.py` reads it: the one path from a checkpoint folder to this rank's model
 chunks, used by `o1p train`, `o1p ref-logprobs` and `o1p convert verify`.
+
+Tested by tests/unit/checkpoint/test_verify_config.py and tests/unit/training/test_config.py.
 """
 
 from __future__ import annotations

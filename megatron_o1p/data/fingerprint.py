@@ -10,6 +10,8 @@ The fingerprint is the sha256 of what the tokenizer *does*, not of its files: th
 (every token and its id, added tokens included), the special tokens and their roles, and the
 chat template, as loaded by transformers. The same tokenizer saved as `tokenizer.json`, as
 `vocab.json` + `merges.txt`, or with other JSON formatting gives the same fingerprint.
+
+Tested by tests/unit/rollout/test_sample.py and tests/e2e/test_tokenizer_fingerprint.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """JSON lines read with the numbers errors need: the data row (0-based, blank lines skipped)
-and the file line (1-based). Used by the problem loader and by `o1p grade`. No test file of
-its own: both callers' tests cover it (`tests/unit/data/test_problems.py`,
-`tests/e2e/test_grade_cli.py`).
+and the file line (1-based). Used by the problem loader and by `o1p grade`.
+
+Tested by its callers' tests: tests/unit/data/test_problems.py and tests/e2e/test_grade_cli.py.
 """
 
 from __future__ import annotations

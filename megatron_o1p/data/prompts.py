@@ -8,6 +8,9 @@ with less pause, stop or reflection.").
 The template is rendered to text with the tokenizer's own `apply_chat_template`
 (`add_generation_prompt=True`), then encoded without adding special tokens again, so the ids
 are exactly what the template spells. Tokenizers are loaded with `trust_remote_code=False`.
+
+Tested by tests/unit/data/test_problems.py, tests/unit/config/test_sampling.py and
+tests/e2e/test_sample_cli.py.
 """
 
 from __future__ import annotations

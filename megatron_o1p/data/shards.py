@@ -16,6 +16,8 @@ shard writes it, so the leftover is never a live write).
 
 `config.json` records what determines the output. A rerun with a different config is refused
 with a one-line `ConfigError` unless `overwrite=True`, which deletes the old shards first.
+
+Tested by tests/unit/data/test_shards_leftovers.py and tests/e2e/test_sample_kill.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each claim is measured from `o1p evaluate` outputs and printed with its numbers, PASS or
 MISS. A MISS is reported, never hidden: the README explains what the tiny setting can and
 cannot show (see shared notes on the demo's honesty rules).
+
+Tested by tests/unit/demo/test_pipeline.py and tests/e2e/test_demo.py.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ convert verify` at TP=1 and (under torchrun) at TP=2 x PP=2, `o1p convert mcore-
 checks the round trip is bitwise. Commands run through the pipeline's `Runner`
 (`demo/runner.py`): their output goes to `demo.log` in the work folder, and the verify lines
 are echoed.
+
+Tested by its steps' own tests, tests/e2e/test_convert_cli.py and tests/distributed/test_verify.py;
+the table it prints (`o1p demo --conversion`) has no test of its own.
 """
 
 from __future__ import annotations

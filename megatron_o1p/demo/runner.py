@@ -5,7 +5,8 @@ way a user types it: its full output goes to `demo.log`, progress lines are echo
 keeps one marker file per stage, recording the settings it ran with; a rerun with the same
 settings skips the stage.
 
-Not tested on its own: tests/e2e/test_demo.py runs every stage through both and reruns them.
+Tested by tests/unit/demo/test_pipeline.py and tests/e2e/test_demo.py (every stage through both,
+then a rerun that skips them).
 """
 
 from __future__ import annotations

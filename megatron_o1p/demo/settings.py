@@ -3,7 +3,7 @@
 The stage markers of `demo/pipeline.py` record `asdict` of `DemoSize` and `DemoRecipe`: a
 changed value reruns the stages that depend on it, so a renamed field reruns them all.
 
-Not tested on its own: tests/e2e/test_demo.py runs the `ci` size.
+Tested by tests/unit/commands/test_demo.py (the flags) and tests/e2e/test_demo.py (the `ci` size).
 """
 
 from __future__ import annotations

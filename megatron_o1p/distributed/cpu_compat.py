@@ -14,6 +14,9 @@ the call site that fails without it (seen with megatron-core 0.16.1 and 0.19.2, 
 | cuda_stubs | torch.cuda.synchronize / current_stream in dist_checkpointing, DDP grad sync |
 | cuda_tensor_type | clip_grads / optimizer init assert `.type() == 'torch.cuda.FloatTensor'` |
 | tensor_cuda | `Tensor.cuda()` in distributed-optimizer checkpoint exchange |
+
+Tested by every test under tests/distributed/ (megatron-core on gloo, no CUDA), e.g.
+tests/distributed/test_train.py and tests/distributed/test_verify.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ The only module that calls `parallel_state.initialize_model_parallel`. Launch li
 
 NCCL with one GPU per local rank when CUDA is present; gloo on the CPU, where
 `cpu_compat.apply()` patches megatron-core first.
+
+Tested by tests/distributed/test_logprobs.py, tests/distributed/test_train.py and the other
+distributed tests (every worker initializes through it).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ every input has been read and checked, so an error leaves no partial output:
     compare.md    the printed Markdown table with the AES settings
     compare.png   accuracy vs mean length, one point per method: one panel per benchmark and
                   one for the average
+
+Tested by tests/unit/commands/test_compare.py and tests/e2e/test_compare_cli.py.
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ skips a benchmark whose parquet exists (it is renamed into place only when compl
 same config, refuses one with another config in one line unless `--overwrite` (then it is
 evaluated again), and evaluates the rest; summary.json is rewritten over the benchmarks named
 on the command line. The model is identified by its path, as in `o1p sample`.
+
+Tested by tests/unit/commands/test_evaluate.py and tests/e2e/test_evaluate_cli.py.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ per-request latencies would not sum to the wall time either.)
 
 Over benchmarks (`average_and_total`): plain means, as the paper's AVERAGE, and totals.
 Pure Python on row dicts (the columns of `records.EVALUATION_METRIC_COLUMNS`).
+
+Tested by tests/e2e/test_evaluate_cli.py and tests/unit/evaluation/test_results.py.
 """
 
 from __future__ import annotations

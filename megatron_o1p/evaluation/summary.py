@@ -19,6 +19,8 @@ call: prefill and decode of the whole batch; not the engine start, prompt buildi
 which is `grade_seconds`); tokens_per_s = tokens / seconds. `o1p compare` reads this file;
 `sha256` is the hash of the benchmark file's bytes, so runs are compared only on the same
 problems.
+
+Tested by tests/unit/evaluation/test_results.py and tests/e2e/test_evaluate_cli.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Build this rank's megatron `GPTModel` chunk(s) for a `ModelArchitecture`."""
+"""Build this rank's megatron `GPTModel` chunk(s) for a `ModelArchitecture`.
+
+Tested by tests/distributed/test_verify.py and tests/distributed/test_tp_checkpoint.py.
+"""
 
 from __future__ import annotations
 

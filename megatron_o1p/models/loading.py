@@ -8,6 +8,8 @@
 `load_model` chains the last three for the forward-only stages (`o1p ref-logprobs`, `o1p convert
 verify`); `o1p train` calls them one by one, because it wraps the chunks (DDP, optimizer) before
 it loads either the weights or a run to resume.
+
+Tested by tests/unit/checkpoint/test_reader.py and tests/distributed/test_ref_logprobs.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ otherwise. The only module that knows Transformer Engine exists.
 The two specs name the norms differently (see `state_dict_adapter.py`): TE fuses the
 pre-attention and pre-MLP RMSNorm into `linear_qkv` / `linear_fc1` (`layer_norm_weight`), the
 local spec keeps `input_layernorm` / `pre_mlp_layernorm` modules.
+
+Tested by tests/unit/models/test_state_dict_adapter.py and tests/distributed/test_verify.py.
 """
 
 from __future__ import annotations

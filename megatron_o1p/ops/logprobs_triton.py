@@ -9,6 +9,9 @@ Reads of the logits: two (forward, backward); writes: one (the gradient).
 
 Runs on CUDA. On the CPU the same kernels run through Triton's interpreter
 (`TRITON_INTERPRET=1` set before this module is imported; triton >= 3.8), which the tests use.
+
+Tested by benchmarks/gpu/logprob_triton.py on a GPU (tests/distributed/test_logprobs.py checks the
+CPU fallback).
 """
 
 from __future__ import annotations

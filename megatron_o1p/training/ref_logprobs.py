@@ -14,6 +14,8 @@ rewritten atomically (`atomic.write_parquet`), in place unless --out.
 With --rollouts (the sampled shards), it reports the step-0 rollout/train mismatch: mean
 |ref log-prob - vLLM sampling log-prob| per token, and the fraction of sequences whose mean
 exceeds --mismatch-threshold.
+
+Tested by tests/distributed/test_ref_logprobs.py and tests/e2e/test_tokenizer_fingerprint.py.
 """
 
 from __future__ import annotations
