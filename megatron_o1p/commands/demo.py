@@ -17,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig.from_args(args)
     if cfg.conversion_only:
         return _conversion(cfg.workdir)
+    from megatron_o1p.demo.oracle import format_report, oracle_report
     from megatron_o1p.demo.pipeline import run_demo
     from megatron_o1p.demo.report import claims, format_claims
 
@@ -27,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     print("\nGreedy evaluation on the held-out test set (paper Table 2; nK = K terms):")
     print(result["compare"].strip())
     print()
-    print(format_claims(claims(result["eval_dir"], result["pruner_runs"][-1])))
+    pruner, task = result["pruner_runs"][-1], result["task"]
+    print(format_report(oracle_report(result["eval_dir"], pruner, task), pruner))
+    print()
+    print(format_claims(claims(result["eval_dir"], pruner, task)))
     seconds = time.perf_counter() - start
     print(f"\ndemo: all stages ran in {seconds:.0f} s; outputs in {cfg.workdir}")
     return 0

@@ -162,6 +162,7 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
         "compare": (workdir / "compare" / "table.txt").read_text(),
         "eval_dir": ctx.eval_dir,
         "pruner_runs": ctx.pruner_names,
+        "task": demo_size.task,
         "stage_seconds": stages.times,
     }
 

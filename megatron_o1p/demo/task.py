@@ -116,6 +116,45 @@ def long_thought(terms: list[int], cfg: TaskConfig, rng: random.Random) -> str:
     return text + f"\\boxed{{{current}}}"
 
 
+def parse_problem(problem: str) -> list[int]:
+    """The terms of a problem as `make_problems` spells it (`a3,b5,c9=` -> [3, 5, 9])."""
+    body = problem.strip()
+    if not body.endswith("=") or not body[:-1]:
+        raise ValueError(f"not a demo problem: {problem!r}")
+    terms = body[:-1].split(",")
+    if any(len(t) != 2 or t[0] != LETTERS[i] or not t[1].isdigit() for i, t in enumerate(terms)):
+        raise ValueError(f"not a demo problem: {problem!r}")
+    return [int(t[1]) for t in terms]
+
+
+def oracle_response(terms: list[int], cfg: TaskConfig) -> str:
+    """The shortest trace in the task's language that ends in the right answer: the first pass,
+    plus one check only where the first pass slipped (the check fixes it)."""
+    text, current = working(terms, careless_from=cfg.careless_from_term)
+    text += f"={current};"
+    if current != sum(terms):
+        steps, current = working(terms)
+        text += f"chk:{steps}={current} fix;"
+    return text + f"\\boxed{{{current}}}"
+
+
+def token_count(text: str) -> int:
+    """Tokens of `text` under `build_tokenizer` (each of WORDS is one token, any other
+    character one), without importing it."""
+    count, i = 0, 0
+    while i < len(text):
+        word = next((w for w in WORDS if text.startswith(w, i)), None)
+        i += len(word) if word else 1
+        count += 1
+    return count
+
+
+def oracle_length(problem: str, cfg: TaskConfig) -> int:
+    """Response tokens of the oracle trace, counting the end-of-sequence token as
+    `o1p evaluate` does."""
+    return token_count(oracle_response(parse_problem(problem), cfg)) + 1
+
+
 def write_jsonl(rows: list[dict], path: Path) -> Path:
     """One JSON object a line, written atomically."""
     return write_text(path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -49,3 +49,34 @@ def test_tokenizer_round_trip_and_template():
     messages = [{"role": "system", "content": "x"}, {"role": "user", "content": p["problem"]}]
     rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert rendered == p["problem"]
+
+
+def test_oracle_checks_only_where_the_first_pass_slips():
+    from megatron_o1p.demo.task import TaskConfig, oracle_length, oracle_response, parse_problem
+
+    cfg = TaskConfig()
+    assert parse_problem("a3,b5,c9,d2,e7=") == [3, 5, 9, 2, 7]
+    assert oracle_response([7, 7], cfg) == "a7,b+7=14=14;\\boxed{14}"
+    assert oracle_response([3, 5, 9, 2, 7], cfg) == (
+        "a3,b+5=8,c+9=17,d+2=19,e+7=16=16;chk:a3,b+5=8,c+9=17,d+2=19,e+7=26=26 fix;\\boxed{26}"
+    )
+    # 13 characters, `\boxed{`, "14}", then the end-of-sequence token
+    assert oracle_length("a7,b7=", cfg) == 13 + 1 + 3 + 1
+
+
+def test_token_count_matches_the_task_tokenizer():
+    from megatron_o1p.demo.task import build_tokenizer, token_count
+
+    tok = build_tokenizer()
+    for text in ("a7,b+7=14=14;\\boxed{14}", "a3,b+5=8=8;chk:a3,b+5=8=8 ok;\\boxed{8}"):
+        assert token_count(text) == len(tok.encode(text, add_special_tokens=False))
+
+
+def test_parse_problem_refuses_other_text():
+    import pytest
+
+    from megatron_o1p.demo.task import parse_problem
+
+    for text in ("a3,b5", "x3,b5=", "a33,b5="):
+        with pytest.raises(ValueError, match="not a demo problem"):
+            parse_problem(text)
