@@ -17,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig.from_args(args)
     if cfg.conversion_only:
         return _conversion(cfg.workdir)
+    if cfg.ablation:
+        return _ablation(cfg)
     from megatron_o1p.demo.oracle import format_report, oracle_report
     from megatron_o1p.demo.pipeline import run_demo
     from megatron_o1p.demo.report import claims, format_claims
@@ -29,11 +31,23 @@ def run(args: argparse.Namespace) -> int:
     print(result["compare"].strip())
     print()
     pruner, task = result["pruner_runs"][-1], result["task"]
-    print(format_report(oracle_report(result["eval_dir"], pruner, task), pruner))
+    eval_dir = result["eval_dir"]
+    print(format_report(oracle_report(eval_dir / "baseline", eval_dir / pruner, task), pruner))
     print()
     print(format_claims(claims(result["eval_dir"], pruner, task)))
     seconds = time.perf_counter() - start
     print(f"\ndemo: all stages ran in {seconds:.0f} s; outputs in {cfg.workdir}")
+    return 0
+
+
+def _ablation(cfg) -> int:
+    from megatron_o1p.demo.ablation import format_ablation, run_ablation
+
+    start = time.perf_counter()
+    rows = run_ablation(cfg.workdir, size=cfg.size, rounds=cfg.ablation_rounds)
+    print("\nAblation on the demo task (greedy, held-out test set; same base model):")
+    print(format_ablation(rows))
+    print(f"\ndemo: ablation ran in {time.perf_counter() - start:.0f} s; outputs in {cfg.workdir}")
     return 0
 
 

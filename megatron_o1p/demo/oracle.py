@@ -76,15 +76,16 @@ def _level(level: str, baseline: list[dict], model: list[dict], task: TaskConfig
     )
 
 
-def oracle_report(eval_dir: Path, model: str, task: TaskConfig) -> list[LevelResult]:
-    """Per level of the baseline's benchmarks, then "all": `model` against the baseline."""
-    levels = list(json.loads((eval_dir / "baseline" / "summary.json").read_text())["benchmarks"])
+def oracle_report(baseline: Path, model: Path, task: TaskConfig) -> list[LevelResult]:
+    """Per level of the baseline's benchmarks, then "all": the `o1p evaluate` output folder
+    `model` against the `baseline` one (greedy, the same test files)."""
+    levels = list(json.loads((baseline / "summary.json").read_text())["benchmarks"])
     results, all_base, all_model = [], [], []
     for level in levels:
-        base = _read(eval_dir / "baseline" / f"{level}.parquet")
-        other = _read(eval_dir / model / f"{level}.parquet")
+        base = _read(baseline / f"{level}.parquet")
+        other = _read(model / f"{level}.parquet")
         if set(base) != set(other):
-            raise ValueError(f"{eval_dir / model / level}.parquet: not the baseline's items")
+            raise ValueError(f"{model / level}.parquet: not the baseline's items")
         ids = sorted(base)
         pairs = [base[i] for i in ids], [other[i] for i in ids]
         results.append(_level(level, *pairs, task))

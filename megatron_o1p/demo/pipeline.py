@@ -60,6 +60,9 @@ class DemoContext:
     recipe: DemoRecipe
     runner: Runner
     stages: Stages
+    shared: Path | None = None
+    """Where the task and the base model live when not in `workdir` (an ablation variant
+    reuses the demo's)."""
 
     @property
     def settings(self) -> dict:
@@ -80,12 +83,13 @@ class DemoContext:
 
     @property
     def task_dir(self) -> Path:
-        return self.workdir / "task"
+        return (self.shared or self.workdir) / "task"
 
     @property
     def base(self) -> ModelDirs:
         """The long-thought base model, the first round's reference."""
-        return ModelDirs(self.workdir / "base" / "hf", self.workdir / "base" / "mcore")
+        base = (self.shared or self.workdir) / "base"
+        return ModelDirs(base / "hf", base / "mcore")
 
     @property
     def runs_dir(self) -> Path:
@@ -142,15 +146,10 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     stages = Stages(workdir, log, total=2 + 5 * recipe.rounds + 1 + 2 + 2)
     ctx = DemoContext(workdir, demo_size, recipe, Runner(workdir, log), stages)
-    ctx.stage("task", functools.partial(_make_task, ctx), settings=ctx.base_settings)
-    ctx.stage(
-        "base model (long-thought SFT)",
-        functools.partial(_train_base, ctx),
-        settings=ctx.base_settings,
-    )
+    prepare_base(ctx)
     reference = ctx.base
     for number in range(1, recipe.rounds + 1):
-        reference = _prune_round(ctx, number, reference)
+        reference = prune_round(ctx, number, reference)
     _train_baselines(ctx)
     models = {"baseline": ctx.base.hf}
     for name in ("sft-shortest", "dpo", *ctx.pruner_names):
@@ -165,6 +164,17 @@ def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
         "task": demo_size.task,
         "stage_seconds": stages.times,
     }
+
+
+def prepare_base(ctx: DemoContext) -> None:
+    """The task files and the long-thought base model (cached: pruning settings never
+    retrain it)."""
+    ctx.stage("task", functools.partial(_make_task, ctx), settings=ctx.base_settings)
+    ctx.stage(
+        "base model (long-thought SFT)",
+        functools.partial(_train_base, ctx),
+        settings=ctx.base_settings,
+    )
 
 
 def _options(flags: dict) -> list:
@@ -227,7 +237,7 @@ def _train_base(ctx: DemoContext) -> None:
 # --------------------------------------------------------------------------- pruning rounds
 
 
-def _prune_round(ctx: DemoContext, number: int, reference: ModelDirs) -> ModelDirs:
+def prune_round(ctx: DemoContext, number: int, reference: ModelDirs) -> ModelDirs:
     """One O1-Pruner round from `reference`: sample, grade, build the R_LH dataset, reference
     log-probs, train at TP=2. Returns the pruned model as the next round's reference
     (re-converted, so the next run starts fresh rather than resuming)."""
@@ -319,6 +329,8 @@ def _train_pruner(ctx: DemoContext, rnd: PruneRound) -> None:
         lr=recipe.o1p_lr,
         epochs=recipe.o1p_epochs,
         tensor_parallel=2,
+        extra={"--ratio": recipe.o1p_ratio}
+        | ({"--epsilon-high": recipe.o1p_epsilon_high} if recipe.o1p_epsilon_high else {}),
     )
     if rnd.number < recipe.rounds:
         hf, ref_mcore = rnd.out / "hf", rnd.out / "ref_mcore"
@@ -356,6 +368,7 @@ def _train(
     lr: float,
     epochs: int,
     tensor_parallel: int = 1,
+    extra: dict | None = None,
 ) -> None:
     """`o1p train` from `load` into `out/mcore`, then `out/hf`. A DPO row is a pair, so
     half the rows per batch keep the sequences per step equal; a dataset smaller than a
@@ -383,6 +396,7 @@ def _train(
         "--train-epochs": epochs,
         "--log-interval": 10,
         "--seed": ctx.recipe.seed,
+        **(extra or {}),
     }
     ctx.runner.o1p("train", *_options(train_flags), nproc=tensor_parallel)
     ctx.runner.o1p("convert", "mcore-to-hf", "--mcore-dir", out / "mcore", "--out", out / "hf")
@@ -391,13 +405,13 @@ def _train(
 def _evaluate_all(ctx: DemoContext, models: dict[str, Path]) -> None:
     """Every model greedy; the base and the last O1-Pruner model sampled (T=1) too."""
     for name, model in models.items():
-        _evaluate(ctx, model, ctx.eval_dir / name)
+        evaluate_model(ctx, model, ctx.eval_dir / name)
     if ctx.size.sampled_eval:
         for name in ("baseline", ctx.pruner_names[-1]):
-            _evaluate(ctx, models[name], ctx.eval_dir / f"{name}-T1", temperature=1.0)
+            evaluate_model(ctx, models[name], ctx.eval_dir / f"{name}-T1", temperature=1.0)
 
 
-def _evaluate(ctx: DemoContext, model: Path, out: Path, temperature: float = 0.0) -> None:
+def evaluate_model(ctx: DemoContext, model: Path, out: Path, temperature: float = 0.0) -> None:
     recipe = ctx.recipe
     args = ["evaluate", "--model", model, "--out", out, "--max-tokens", recipe.seq_length - 16]
     for name, path in ctx.test_files.items():

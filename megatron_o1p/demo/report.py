@@ -108,7 +108,7 @@ def _accuracy_claim(eval_dir: Path, pruner: str) -> dict:
 
 
 def _oracle_claims(eval_dir: Path, pruner: str, task: TaskConfig) -> list[dict]:
-    total = oracle_report(eval_dir, pruner, task)[-1]
+    total = oracle_report(eval_dir / "baseline", eval_dir / pruner, task)[-1]
     acc_b, low, high = total.accuracy(total.baseline_correct)
     acc_m = total.model_correct / total.items
     return [

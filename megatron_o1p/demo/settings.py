@@ -59,6 +59,10 @@ class DemoRecipe:
     lam: float = 2.0
     o1p_lr: float = 5e-5
     o1p_epochs: int = 2
+    o1p_ratio: str = "token"
+    """`o1p train --ratio` of the pruning runs (the ablation tries `sequence`)."""
+    o1p_epsilon_high: float | None = None
+    """`o1p train --epsilon-high` of the pruning runs; None = symmetric clip."""
     sft_lr: float = 1e-4
     dpo_lr: float = 5e-5
     baseline_epochs: int = 2
@@ -84,6 +88,19 @@ class DemoConfig(Flags):
     conversion_only: bool = flag(
         False, "only the HF <-> Megatron round trip on tiny Qwen2 and Llama (about a minute)"
     )
+    ablation: bool = flag(
+        False,
+        "run the ablation instead: --ratio token/sequence x symmetric/clip-higher clip, "
+        "greedy results after each round (reuses the workdir's base model)",
+    )
+    ablation_rounds: int = flag(3, "O1-Pruner rounds per ablation variant")
 
     def __post_init__(self):
         require(self.size in SIZES, f"--size {self.size!r}: choose one of {', '.join(SIZES)}")
+        require(
+            self.ablation_rounds >= 1, f"--ablation-rounds must be >= 1, got {self.ablation_rounds}"
+        )
+        require(
+            not (self.ablation and self.conversion_only),
+            "--ablation and --conversion-only are separate demos: pass one",
+        )

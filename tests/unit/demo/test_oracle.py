@@ -1,42 +1,21 @@
 """The oracle table from evaluation files: lengths, avoidable share, Wilson and McNemar."""
 
-import json
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from megatron_o1p.demo.oracle import format_report, oracle_report
 from megatron_o1p.demo.task import TaskConfig, oracle_length
+from tests.unit.demo.eval_files import write_eval
 
 SLIPPING = "a3,b5,c9,d2,e7="  # the first pass slips on e: the oracle checks once
 
 
-def _write_eval(folder, levels: dict[str, list[tuple[str, bool, int]]]):
-    folder.mkdir(parents=True)
-    benchmarks = {}
-    for level, rows in levels.items():
-        table = pa.table(
-            {
-                "problem_id": [str(i) for i in range(len(rows))],
-                "sample_index": [0] * len(rows),
-                "problem": [p for p, _, _ in rows],
-                "correct": [c for _, c, _ in rows],
-                "length": [n for _, _, n in rows],
-            }
-        )
-        pq.write_table(table, folder / f"{level}.parquet")
-        benchmarks[level] = {"num_problems": len(rows)}
-    (folder / "summary.json").write_text(json.dumps({"benchmarks": benchmarks}))
-
-
 @pytest.fixture
 def eval_dir(tmp_path):
-    _write_eval(
+    write_eval(
         tmp_path / "baseline",
         {"n2": [("a7,b7=", True, 40), ("a1,b2=", True, 40)], "n5": [(SLIPPING, True, 100)]},
     )
-    _write_eval(
+    write_eval(
         tmp_path / "o1-pruner",
         {"n2": [("a7,b7=", True, 18), ("a1,b2=", False, 15)], "n5": [(SLIPPING, True, 100)]},
     )
@@ -47,7 +26,7 @@ def test_oracle_report_per_level_and_over_all_items(eval_dir):
     task = TaskConfig()
     assert oracle_length("a7,b7=", task) == 18 and oracle_length("a1,b2=", task) == 15
     n5_oracle = oracle_length(SLIPPING, task)
-    n2, n5, total = oracle_report(eval_dir, "o1-pruner", task)
+    n2, n5, total = oracle_report(eval_dir / "baseline", eval_dir / "o1-pruner", task)
 
     assert (n2.level, n2.items, n2.baseline_length, n2.oracle_length) == ("n2", 2, 40.0, 16.5)
     assert n2.model_length == 16.5 and n2.removed == 1.0
@@ -74,9 +53,9 @@ def test_claims_against_the_oracle(eval_dir):
 
 
 def test_a_model_evaluated_on_other_items_is_refused(eval_dir, tmp_path):
-    _write_eval(tmp_path / "other", {"n2": [("a7,b7=", True, 18)], "n5": [(SLIPPING, True, 9)]})
+    write_eval(tmp_path / "other", {"n2": [("a7,b7=", True, 18)], "n5": [(SLIPPING, True, 9)]})
     with pytest.raises(ValueError, match="not the baseline's items"):
-        oracle_report(eval_dir, "other", TaskConfig())
+        oracle_report(eval_dir / "baseline", tmp_path / "other", TaskConfig())
 
 
 def _oracle_claims_only(eval_dir):
