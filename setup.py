@@ -15,6 +15,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.13",
     packages=find_packages(include=["megatron_o1p", "megatron_o1p.*"]),
+    # the demo's shipped base model (megatron_o1p/demo/shipped_base.py)
+    package_data={"megatron_o1p.demo": ["base_model/*"]},
     install_requires=[
         # torch is installed first, by tools/setup_env.sh or the NGC image: a bare resolver
         # would otherwise pull a multi-GB CUDA build onto a CPU machine.

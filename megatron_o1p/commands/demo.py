@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from megatron_o1p.demo.report import claims, format_claims
 
     start = time.perf_counter()
-    result = run_demo(cfg.workdir, size=cfg.size)
+    result = run_demo(cfg.workdir, size=cfg.size, train_base=cfg.train_base)
     print("\nLength disharmony of the base model's samples (paper Table 1):")
     print(result["disharmony"].strip())
     print("\nGreedy evaluation on the held-out test set (paper Table 2; nK = K terms):")
@@ -44,7 +44,9 @@ def _ablation(cfg) -> int:
     from megatron_o1p.demo.ablation import format_ablation, run_ablation
 
     start = time.perf_counter()
-    rows = run_ablation(cfg.workdir, size=cfg.size, rounds=cfg.ablation_rounds)
+    rows = run_ablation(
+        cfg.workdir, size=cfg.size, rounds=cfg.ablation_rounds, train_base=cfg.train_base
+    )
     print("\nAblation on the demo task (greedy, held-out test set; same base model):")
     print(format_ablation(rows))
     print(f"\ndemo: ablation ran in {time.perf_counter() - start:.0f} s; outputs in {cfg.workdir}")

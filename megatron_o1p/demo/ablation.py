@@ -40,13 +40,19 @@ VARIANTS = {
 
 
 def run_ablation(
-    workdir: Path, size: str = "full", rounds: int = 3, variants=None, log=print
+    workdir: Path,
+    size: str = "full",
+    rounds: int = 3,
+    variants=None,
+    log=print,
+    train_base: bool = False,
 ) -> list[dict]:
     """Run every variant for `rounds` rounds; returns one table row per (variant, round)."""
     demo_size = SIZES[size]
     variants = VARIANTS if variants is None else variants
     workdir.mkdir(parents=True, exist_ok=True)
-    root = DemoContext(workdir, demo_size, DemoRecipe(), Runner(workdir, log), Stages(workdir, log))
+    runner, stages = Runner(workdir, log), Stages(workdir, log)
+    root = DemoContext(workdir, demo_size, DemoRecipe(), runner, stages, train_base=train_base)
     prepare_base(root)
     baseline = workdir / "ablation" / "baseline"
     root.stage(

@@ -63,6 +63,8 @@ class DemoContext:
     shared: Path | None = None
     """Where the task and the base model live when not in `workdir` (an ablation variant
     reuses the demo's)."""
+    train_base: bool = False
+    """Train the base model even where the shipped one fits (`demo/shipped_base.py`)."""
 
     @property
     def settings(self) -> dict:
@@ -140,12 +142,13 @@ class PruneRound:
         return self.directory / "data" / "train.parquet"
 
 
-def run_demo(workdir: Path, size: str = "full", log=print) -> dict:
+def run_demo(workdir: Path, size: str = "full", log=print, train_base: bool = False) -> dict:
     """Run every stage in `workdir`; returns the comparison rows and paths of the outputs."""
     demo_size, recipe = SIZES[size], DemoRecipe()
     workdir.mkdir(parents=True, exist_ok=True)
     stages = Stages(workdir, log, total=2 + 5 * recipe.rounds + 1 + 2 + 2)
-    ctx = DemoContext(workdir, demo_size, recipe, Runner(workdir, log), stages)
+    runner = Runner(workdir, log)
+    ctx = DemoContext(workdir, demo_size, recipe, runner, stages, train_base=train_base)
     prepare_base(ctx)
     reference = ctx.base
     for number in range(1, recipe.rounds + 1):
@@ -172,8 +175,8 @@ def prepare_base(ctx: DemoContext) -> None:
     ctx.stage("task", functools.partial(_make_task, ctx), settings=ctx.base_settings)
     ctx.stage(
         "base model (long-thought SFT)",
-        functools.partial(_train_base, ctx),
-        settings=ctx.base_settings,
+        functools.partial(_make_base, ctx),
+        settings=ctx.base_settings | ({"trained_here": True} if ctx.train_base else {}),
     )
 
 
@@ -198,6 +201,20 @@ def _make_task(ctx: DemoContext) -> None:
     sft = demo_task.make_problems(size.sft_traces, size.task, seed=seed + 2)
     rows = demo_task.sft_rows(sft, size.task, seed=seed + 3, tokenizer=tokenizer)
     _write_parquet(rows, ctx.task_dir / "long_thought_sft.parquet")
+
+
+def _make_base(ctx: DemoContext) -> None:
+    """The shipped base model where it was trained with these settings, else train one."""
+    from megatron_o1p.demo.shipped_base import copy_shipped, shipped_base_for
+
+    shipped = None if ctx.train_base else shipped_base_for(ctx.base_settings)
+    if shipped is None:
+        _train_base(ctx)
+        return
+    ctx.runner.log(f"    using the shipped base model ({shipped.name}/; --train-base retrains)")
+    shutil.rmtree(ctx.base.mcore, ignore_errors=True)
+    copy_shipped(shipped, ctx.base.hf)
+    ctx.runner.o1p("convert", "hf-to-mcore", "--hf-dir", ctx.base.hf, "--out", ctx.base.mcore)
 
 
 def _train_base(ctx: DemoContext) -> None:

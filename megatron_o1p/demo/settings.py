@@ -88,6 +88,11 @@ class DemoConfig(Flags):
     conversion_only: bool = flag(
         False, "only the HF <-> Megatron round trip on tiny Qwen2 and Llama (about a minute)"
     )
+    train_base: bool = flag(
+        False,
+        "train the base model (about 400 s) even where the shipped one was trained with the "
+        "same settings (megatron_o1p/demo/base_model/)",
+    )
     ablation: bool = flag(
         False,
         "run the ablation instead: --ratio token/sequence x symmetric/clip-higher clip, "
