@@ -23,7 +23,8 @@ SPEC_NAMES = ("auto", "te", "local")
 LR_DECAY_STYLES = ("constant", "linear", "cosine")
 
 EXTRACT_MODES = ("last", "first")
-"""`--extract`: the last `\\boxed{}` after `</think>`, or the first box (the official code)."""
+"""`--extract`: the last `\\boxed{}` after `</think>`, or the official O1-Pruner extractor (first
+closed `boxed{` of the whole response; `grading/extract.py`)."""
 
 SPEED_PROMPTS = ("normal", "fast")
 """`--speed-prompt`: "fast" appends the paper's fast-solving suffix."""

@@ -26,7 +26,8 @@ class GradingConfig(Flags):
 
     extract_mode: str = flag(
         "last",
-        "which \\boxed{} is the answer: last (after </think>) or first (the official code)",
+        "which \\boxed{} is the answer: last (after </think>, else a #### line) or first "
+        "(the official O1-Pruner extractor: first closed box of the whole response)",
         name="--extract",
         choices=EXTRACT_MODES,
     )

@@ -144,6 +144,7 @@ def shutdown() -> None:
 
 
 def print0(*args) -> None:
-    """Print on global rank 0 only."""
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    """Print on global rank 0 only (before `initialize`, the rank torchrun put in RANK)."""
+    rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+    if rank == 0:
         print(*args, flush=True)

@@ -39,7 +39,7 @@ _AVERAGED = (
 
 
 def _normalize(answer: str) -> str:
-    from megatron_o1p.grading.equivalence import normalize_answer
+    from megatron_o1p.grading.forms import normalize_answer
 
     return normalize_answer(answer)
 

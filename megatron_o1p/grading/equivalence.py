@@ -3,11 +3,12 @@
 Model output is hostile input: an answer can ask sympy for 10^(10^(10^10)), nest braces
 thousands deep, or be a megabyte of digits. Three layers keep grading bounded:
 
-1. Cheap checks in the parent, before any parsing. Normalised string equality (fast path).
-   Answers over `MAX_ANSWER_CHARS`, nested deeper than `MAX_NESTING_DEPTH`, with unbalanced
-   braces, with a numeric power tower (`10^{10^{10}}`), an exponent of more than
-   `MAX_EXPONENT_DIGITS` digits, or a factorial of a huge number are compared by that string
-   equality only: math-verify never sees them.
+1. Cheap checks in the parent, before any parsing (`grading/forms.py`). Normalised string
+   equality (fast path); a pair with a base subscript (`2516_8`) is decided by its canonical
+   strings, because math-verify drops numeric subscripts. Answers over `MAX_ANSWER_CHARS`,
+   nested deeper than `MAX_NESTING_DEPTH`, with unbalanced braces, with a numeric power tower
+   (`10^{10^{10}}`), an exponent of more than `MAX_EXPONENT_DIGITS` digits, or a factorial of a
+   huge number are compared by that string equality only: math-verify never sees them.
 2. math-verify's own per-step timeouts (`signal.alarm`, whole seconds) inside worker processes.
    signal.alarm works only in a process's main thread, hence processes rather than threads;
    it also cancels any alarm the caller set, so we set none. A float timeout makes
@@ -19,9 +20,9 @@ thousands deep, or be a megabyte of digits. Three layers keep grading bounded:
    with MemoryError (graded incorrect) instead of swapping the machine.
 
 Nothing here calls eval, sympify or parse_expr. Answers are handed to math-verify wrapped as
-`\\boxed{...}` with only `LatexExtractionConfig`: latex2sympy builds expressions from an ANTLR
-parse tree, and math-verify's plain-expression path (which calls sympy's `parse_expr`, i.e.
-`eval`) is never enabled.
+`\\boxed{...}` (a bare `pi` spelled `\\pi`) with only `LatexExtractionConfig`: latex2sympy
+builds expressions from an ANTLR parse tree, and math-verify's plain-expression path (which
+calls sympy's `parse_expr`, i.e. `eval`) is never enabled.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
 from megatron_o1p.errors import SetupError
+from megatron_o1p.grading.forms import latex_spelling, string_verdict
 
 # Longer answers are compared as strings only: real final answers are short, and parse time
 # grows with length (a 1 MB digit string would occupy a worker for its whole timeout).
@@ -61,36 +63,11 @@ _START_TIMEOUT_S = 300
 # retried one at a time, and an answer that crashes a worker on its own is incorrect.
 _MAX_CRASHES = 2
 
-_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-_SPACING_RE = re.compile(r"\\(?:left|right)(?![A-Za-z])|\\[!,;: ]|\s+")
-_FRAC_RE = re.compile(r"\\[dt]frac(?![A-Za-z])")
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
 _LETTER_RE = re.compile(r"[A-Za-z]")
 
 
 # --------------------------------------------------------------------------- parent-side checks
-
-
-def normalize_answer(text: str) -> str:
-    """A conservative canonical form for the string fast path.
-
-    Strips surrounding math delimiters, whitespace, `\\left`/`\\right` and spacing commands, maps
-    `\\dfrac`/`\\tfrac` to `\\frac` and drops a trailing period. Two answers equal after this are
-    equal; unequal ones go to math-verify.
-
-    Args:
-        text: an answer string.
-
-    Returns:
-        The normalised string.
-    """
-    s = text.strip()
-    for left, right in _DELIMITERS:
-        if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
-            s = s[len(left) : len(s) - len(right)]
-            break
-    s = _FRAC_RE.sub(r"\\frac", _SPACING_RE.sub("", s))
-    return s.rstrip(".")
 
 
 def _has_free_letters(text: str) -> bool:
@@ -315,7 +292,8 @@ class Grader:
         """Grade a batch: True where the prediction is equivalent to the gold answer.
 
         Truncated outputs (finish_reason "length") and missing predictions are always
-        incorrect. Identical (pred, gold) pairs are verified once.
+        incorrect; then the string rules of `grading/forms.py` (fast path, base subscripts),
+        then math-verify. Identical (pred, gold) pairs are verified once.
 
         Args:
             preds: [N] extracted answers, None where extraction failed.
@@ -332,10 +310,12 @@ class Grader:
         for i, (pred, gold) in enumerate(zip(preds, golds)):
             if (truncated is not None and truncated[i]) or pred is None or gold is None:
                 continue
-            pred_norm, gold_norm = normalize_answer(pred), normalize_answer(gold)
-            if pred_norm and pred_norm == gold_norm:
-                results[i] = True
-            elif unsafe_reason(pred) is None and unsafe_reason(gold) is None:
+            verdict = string_verdict(pred, gold)  # the fast path, base subscripts
+            if verdict is not None:
+                results[i] = verdict
+                continue
+            pred, gold = latex_spelling(pred), latex_spelling(gold)
+            if unsafe_reason(pred) is None and unsafe_reason(gold) is None:
                 jobs.setdefault((pred, gold), []).append(i)
         for rows, ok in zip(jobs.values(), self._verify_pairs(list(jobs))):
             for i in rows:

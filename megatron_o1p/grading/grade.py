@@ -6,7 +6,6 @@
 In-process, the one grading path (`o1p evaluate` grades its benchmarks with it):
 
     from megatron_o1p.config.grading import GradingConfig
-from megatron_o1p.data.jsonl import jsonl_records
     cfg = GradingConfig(extract_mode="last")
     with cfg.build() as grader:
         extracted, correct = grade_responses(responses, answers, finish_reasons, cfg, grader)
@@ -26,8 +25,10 @@ a file without a `response` column is graded from `response_text`
 
 Differs from the official O1-Pruner code on purpose:
 - the LAST `\\boxed{}` after `</think>` is graded, not the first in the whole response
-  (`--extract first` restores the official choice);
-- equivalence is math-verify 0.9.0, not the Hendrycks/PRM800K sympy normaliser;
+  (`--extract first` is the official extractor; `grading/extract.py` lists its three small
+  differences);
+- equivalence is math-verify 0.9.0 after the string rules of `grading/forms.py` (a bare `pi`,
+  base subscripts), not the Hendrycks/PRM800K sympy normaliser;
 - outputs cut off at the token limit (`finish_reason == "length"`) are incorrect: math-verify
   would otherwise accept a number from the middle of unfinished reasoning.
 """

@@ -14,7 +14,7 @@ stops the run on a non-finite loss or gradient norm. The loop then logs and chec
 Where it differs from the official code: the reference log-probs are precomputed (`o1p
 ref-logprobs`) instead of running a frozen second model every step; sequences over --seq-length
 are cut AND counted; the loss defaults to per-token ratios with a per-sequence mean (`--ratio
-sequence` gives the official form).
+sequence` gives the official form, and a warning as the first log line: `config/loss.py`).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class TrainingRun:
 
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) a training job; returns the --save folder."""
+    _warn_about_settings(cfg)  # the first log line, before any work
     run = _build(cfg)  # preflight first: bad data or flags fail before any collective
     start = _resume_or_load(run)  # a run in --save, or --load's converted weights
     _loop(run, start)
@@ -121,6 +122,15 @@ def train_step(run: TrainingRun, iteration: int) -> StepReport:
 
 
 # -- build ---------------------------------------------------------------------------------
+
+
+def _warn_about_settings(cfg: TrainConfig) -> None:
+    """Print (rank 0) what is known to go wrong with these settings: `--ratio sequence`."""
+    from megatron_o1p.distributed.initialize import print0
+
+    warning = cfg.loss.ratio_warning()
+    if warning is not None:
+        print0(warning)
 
 
 def _build(cfg: TrainConfig) -> TrainingRun:

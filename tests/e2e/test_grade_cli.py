@@ -1,6 +1,6 @@
 """`o1p grade` as a subprocess: JSONL and parquet in, the same rows plus `extracted` and
-`correct` out; first- vs last-box extraction; truncated outputs; one-line errors for bad rows
-that leave no output behind."""
+`correct` out; last-box extraction and the official first-box rule; truncated outputs;
+one-line errors for bad rows that leave no output behind."""
 
 import json
 import os
@@ -64,12 +64,24 @@ def test_grade_jsonl(tmp_path):
     _no_leftovers(tmp_path, ".graded.jsonl")
 
 
-def test_extract_first_is_the_official_choice(tmp_path):
+FIRST_ROWS = [
+    # (response, answer, finish_reason, expected extracted (first), expected correct)
+    ROWS[1][:3] + ("3", True),
+    ("<think>maybe \\boxed{7}</think> final \\boxed{9}", "7", "stop", "7", True),
+    ("Start \\boxed{\\frac{1}{2} oops. Final \\boxed{9}.", "9", "stop", "9", True),
+    ("\\boxed{} and then \\boxed{4}", "4", "stop", "", False),
+    ("Natalia sold 72 clips.\n#### 72", "72", "stop", None, False),
+    ("so \\boxed{2516}", "2516_8", "stop", "2516", False),
+    ("so \\boxed{12 pi}", "12\\pi", "stop", "12 pi", True),
+]
+
+
+def test_extract_first_is_the_official_extractor(tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    _write_jsonl(src, [ROWS[1]])
+    _write_jsonl(src, FIRST_ROWS)
     run_o1p("grade", src, out, "--extract", "first", "--workers", "1", timeout=120)
-    (record,) = _read_jsonl(out)
-    assert record["extracted"] == "3" and record["correct"] is True
+    for record, (response, _, _, extracted, correct) in zip(_read_jsonl(out), FIRST_ROWS):
+        assert record["extracted"] == extracted and record["correct"] is correct, response
 
 
 def test_grade_parquet_keeps_columns_and_regrades(tmp_path):

@@ -12,12 +12,7 @@ import time
 
 import pytest
 
-from megatron_o1p.grading.equivalence import (
-    Grader,
-    is_equivalent,
-    normalize_answer,
-    unsafe_reason,
-)
+from megatron_o1p.grading.equivalence import Grader, is_equivalent, unsafe_reason
 from megatron_o1p.grading.extract import extract_answer
 
 PWNED = "/tmp/PWNED_o1p"
@@ -41,14 +36,6 @@ def _fake_verify(pred: str, gold: str, timeout_s: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- parent checks
-
-
-def test_normalize_answer():
-    assert normalize_answer(r" $\dfrac{1}{2}$ ") == r"\frac{1}{2}"
-    assert normalize_answer(r"\left( 1, 2 \right)") == "(1,2)"
-    assert normalize_answer(r"\[ 3\,000 \]") == "3000"
-    assert normalize_answer("42.") == "42"
-    assert normalize_answer("x = 2") == "x=2"
 
 
 @pytest.mark.parametrize(
@@ -98,6 +85,33 @@ def test_ordinary_answers_pass_the_checks(answer):
 )
 def test_equivalent_forms(pred, gold):
     assert is_equivalent(pred, gold)
+
+
+@pytest.mark.parametrize(
+    "pred, gold",
+    [("12 pi", r"12\pi"), ("12pi", r"12\pi"), (r"2\pi r", "2 pi r"), ("6 pi", r"\frac{12\pi}{2}")],
+)
+def test_a_bare_pi_is_pi(pred, gold):
+    # math-verify alone reads `pi` as p*i
+    assert is_equivalent(pred, gold)
+
+
+@pytest.mark.parametrize(
+    "pred, gold, expected",
+    [
+        ("2516", "2516_8", False),  # math-verify alone drops the subscript: True
+        ("10", "10_2", False),
+        ("10_2", "10", False),
+        ("2516_{8}", "2516_8", True),
+        ("2516_8", r"$2516_{8}$", True),
+        ("1358", "2516_8", False),  # 2516 in base 8, but no conversion (forms.py)
+        ("2516_9", "2516_8", False),
+        ("4a_{16}", "4A_{16}", True),
+        ("1358_{10}", "1358", True),  # base ten is the ordinary reading: math-verify decides
+    ],
+)
+def test_base_subscripts_are_part_of_the_number(pred, gold, expected):
+    assert is_equivalent(pred, gold) is expected
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,9 @@
 """The trainer's step checks, without a model: a non-finite loss or gradient norm stops the run
 with one line naming the iteration; a finite one, or a norm megatron did not compute, passes.
+And `o1p train --ratio sequence` prints its warning first, on rank 0 only.
 (The whole loop runs in tests/distributed/test_train.py, divergence included.)"""
+
+import argparse
 
 import pytest
 
@@ -41,3 +44,35 @@ def test_non_finite_stops_naming_the_iteration(loss, grad_norm, what):
     assert isinstance(err.value, O1pError)  # the CLI prints it as one line
     assert message.startswith(f"iteration 7: {what}") and "\n" not in message
     assert "lower --lr" in message
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("ratio, warns", [("sequence", True), ("token", False)])
+def test_train_command_prints_the_ratio_warning_first(monkeypatch, capsys, ratio, warns):
+    """`o1p train`'s path (commands/train.run -> trainer.train) prints the warning on rank 0
+    before any work: the build (preflight, process groups) is stopped at its start."""
+    from megatron_o1p.commands import train as command
+    from megatron_o1p.config.loss import SEQUENCE_RATIO_WARNING
+    from megatron_o1p.training import trainer
+
+    def stop(cfg):
+        raise _Stop
+
+    monkeypatch.setattr(trainer, "_build", stop)
+    monkeypatch.delenv("RANK", raising=False)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(
+        ["--load", "m", "--data", "d.parquet", "--save", "run", "--ratio", ratio]
+    )
+    with pytest.raises(_Stop):
+        command.run(args)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ([SEQUENCE_RATIO_WARNING] if warns else [])
+    monkeypatch.setenv("RANK", "1")  # another torchrun rank, before the process group exists
+    with pytest.raises(_Stop):
+        command.run(args)
+    assert capsys.readouterr().out == ""
