@@ -51,7 +51,7 @@ def run_ablation(
     demo_size = SIZES[size]
     variants = VARIANTS if variants is None else variants
     workdir.mkdir(parents=True, exist_ok=True)
-    runner, stages = Runner(workdir, log), Stages(workdir, log)
+    runner, stages = Runner(workdir, log), Stages(workdir, log, total=3)
     root = DemoContext(workdir, demo_size, DemoRecipe(), runner, stages, train_base=train_base)
     prepare_base(root)
     baseline = workdir / "ablation" / "baseline"
@@ -83,9 +83,9 @@ def _variant_context(root: DemoContext, name: str, recipe: DemoRecipe) -> DemoCo
     folder = root.workdir / "ablation" / name
     folder.mkdir(parents=True, exist_ok=True)
     log = root.runner.log
-    return DemoContext(
-        folder, root.size, recipe, Runner(folder, log), Stages(folder, log), shared=root.workdir
-    )
+    # per round: sample, grade, build-dataset, ref-logprobs, train, evaluate; analyze once
+    stages = Stages(folder, log, total=6 * recipe.rounds + 1)
+    return DemoContext(folder, root.size, recipe, Runner(folder, log), stages, shared=root.workdir)
 
 
 def ablation_row(baseline: Path, model: Path, task, variant: str, rounds: int) -> dict:
