@@ -5,10 +5,6 @@ does). `speed="fast"` appends the paper's fast-solving baseline suffix to the us
 (O1-Pruner, arXiv 2501.12570, sec. 4.1 baselines: "Be confident. Solving this problem quickly
 with less pause, stop or reflection.").
 
-The template is rendered to text with the tokenizer's own `apply_chat_template`
-(`add_generation_prompt=True`), then encoded without adding special tokens again, so the ids
-are exactly what the template spells. Tokenizers are loaded with `trust_remote_code=False`.
-
 Thinking. `enable_thinking` is passed to every template as a chat-template argument, as
 Qwen3's template reads it: True (or absent) opens the assistant turn and lets the model write
 `<think>...</think>` before its answer; False pre-fills an empty `<think>\\n\\n</think>\\n\\n`
@@ -16,6 +12,10 @@ so it answers directly. Templates that never read the argument (Qwen2.5, the Dee
 distills) render the same prompt either way, so `load_tokenizer(..., enable_thinking=False)`
 refuses them rather than label a thinking run "no thinking". The grader reads the answer after
 the last `</think>`, or the whole response when there is none (`grading/extract.py`).
+
+The template is rendered to text with the tokenizer's own `apply_chat_template`
+(`add_generation_prompt=True`), then encoded without adding special tokens again, so the ids
+are exactly what the template spells. Tokenizers are loaded with `trust_remote_code=False`.
 """
 
 from __future__ import annotations

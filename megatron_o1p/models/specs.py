@@ -1,11 +1,12 @@
 """The transformer layer recipe: Transformer Engine's spec when TE works, megatron's local spec
 otherwise. The only module that knows Transformer Engine exists.
 
+With `qk_layernorm` (Qwen3) both specs add `self_attention.q_layernorm` / `k_layernorm`, under
+the same names in both (TENorm, or torch's RMSNorm over one head's `kv_channels`).
+
 The two specs name the norms differently (see `state_dict_adapter.py`): TE fuses the
 pre-attention and pre-MLP RMSNorm into `linear_qkv` / `linear_fc1` (`layer_norm_weight`), the
-local spec keeps `input_layernorm` / `pre_mlp_layernorm` modules. With `qk_layernorm` (Qwen3)
-both specs add `self_attention.q_layernorm` / `k_layernorm`, the same names in both (TENorm or
-torch's RMSNorm over one head's `kv_channels`).
+local spec keeps `input_layernorm` / `pre_mlp_layernorm` modules.
 """
 
 from __future__ import annotations

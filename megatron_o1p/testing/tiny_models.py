@@ -4,14 +4,16 @@ The builders here write ordinary HF checkpoint folders (``config.json``,
 ``generation_config.json``, ``model.safetensors`` and tokenizer files) holding very small,
 randomly initialised models. They are the fixtures for the HF <-> Megatron-core conversion
 tests: small enough to build in a few seconds on CPU, yet shaped like the real thing
-(GQA, QKV bias for Qwen2, per-head q/k RMSNorm and a ``head_dim`` that is not
-hidden / heads for Qwen3, tied/untied embeddings, a vocabulary size that is *not* a multiple
-of 128 so that Megatron's vocab padding is exercised).
+(GQA, QKV bias for Qwen2, per-head q/k RMSNorm and a ``head_dim`` that is not hidden / heads
+for Qwen3, tied/untied embeddings, a vocabulary size that is *not* a multiple of 128 so that
+Megatron's vocab padding is exercised). Qwen2 and Qwen3 share one saver (``save_random_qwen``);
+the tokenizers and chat templates live in ``tiny_tokenizers.py``.
 
-Everything is offline and deterministic: the tokenizers (``tiny_tokenizers.py``) are trained on
-a built-in corpus, and weights are drawn from a ``torch.Generator`` seeded with ``seed``.
-RMSNorm weights and QKV biases are random too, so a converter that maps norms or biases wrongly
-produces visibly different logits. Qwen2 and Qwen3 share one saver (``save_random_qwen``).
+Everything is offline and deterministic: tokenizers are trained on a built-in corpus with the
+``tokenizers`` (byte-level BPE, Qwen2) and ``sentencepiece`` (BPE with byte fallback, Llama)
+libraries, and weights are drawn from a ``torch.Generator`` seeded with ``seed``. RMSNorm
+weights and QKV biases are random too, so a converter that maps norms or biases wrongly
+produces visibly different logits.
 """
 
 from __future__ import annotations

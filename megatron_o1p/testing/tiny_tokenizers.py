@@ -6,6 +6,9 @@ Qwen2's pre-tokenisation regex) and differ only in the added tokens and the chat
 Qwen3 adds ``<think>`` / ``</think>`` as ordinary (non-special) added tokens, as the real
 Qwen3 tokenizer does, so they survive decoding with ``skip_special_tokens`` and the grader can
 find the end of the thinking. Llama gets a SentencePiece BPE with byte fallback.
+
+Tested by tests/unit/data/test_prompts.py (the Qwen3 template and its thinking switch) and
+every test that builds a tiny model (tests/conftest.py, tests/e2e/test_convert_cli.py).
 """
 
 from __future__ import annotations
