@@ -33,6 +33,25 @@ def tiny_llama(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory):
+    """Qwen3: q/k norms, no bias, tied, GQA 4/2, head_dim 32 != hidden 64 / 4 heads (vLLM's
+    CPU attention serves head_dim 32, so this one model converts and samples)."""
+    from megatron_o1p.testing.tiny_models import build_tiny_qwen3
+
+    return build_tiny_qwen3(tmp_path_factory.mktemp("hf") / "qwen3")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_untied(tmp_path_factory):
+    """Qwen3 with an lm_head of its own (as Qwen3-8B and larger)."""
+    from megatron_o1p.testing.tiny_models import build_tiny_qwen3
+
+    return build_tiny_qwen3(
+        tmp_path_factory.mktemp("hf") / "qwen3_untied", tie_word_embeddings=False, seed=3
+    )
+
+
+@pytest.fixture(scope="session")
 def vllm_tiny_qwen2(tmp_path_factory):
     """Qwen2 that vLLM's CPU attention accepts (head_dim 64: hidden 128, 2 heads)."""
     from megatron_o1p.testing.tiny_models import build_tiny_qwen2
@@ -51,6 +70,21 @@ def vllm_tiny_qwen2(tmp_path_factory):
 def qwen2_mcore(tiny_qwen2, tmp_path_factory):
     out = tmp_path_factory.mktemp("mcore") / "qwen2"
     run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_qwen2, "--out", out, "--spec", "local")
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen3_mcore(tiny_qwen3, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mcore") / "qwen3"
+    run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_qwen3, "--out", out, "--spec", "local")
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen3_untied_mcore(tiny_qwen3_untied, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mcore") / "qwen3_untied"
+    # Recorded as the TE spec, like llama_mcore: it must load into the local spec too.
+    run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_qwen3_untied, "--out", out, "--spec", "te")
     return out
 
 

@@ -10,6 +10,9 @@ A config is a dataclass whose user-facing fields are made with `flag(...)`:
         def __post_init__(self):
             require(self.lr > 0, f"--lr must be > 0, got {self.lr}")
 
+A switch with two spellings (`--enable-thinking` / `--no-thinking`) is one flag: the `--no-`
+spelling is an alias and `action=OnOffSwitch` sets the field False for it, True otherwise.
+
 `OptimizerConfig.add_arguments(parser)` adds `--lr` and `--clip-grad` (names from the field:
 underscores become dashes, or `name=` on the flag); `OptimizerConfig.from_args(args)` builds the
 config from the parsed namespace, so validation (`__post_init__`) runs when the config is made,
@@ -33,6 +36,16 @@ from megatron_o1p.errors import ConfigError
 _META = "o1p_flag"
 # argparse's own keyword arguments a flag may pass through.
 _ARGPARSE_KEYS = ("type", "choices", "action", "nargs", "metavar", "required", "dest")
+
+
+class OnOffSwitch(argparse.Action):
+    """A bool flag spelled two ways: `--no-...` option strings set False, the others True."""
+
+    def __init__(self, option_strings, dest, default=None, help=None, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not str(option_string).startswith("--no-"))
 
 
 def flag(
@@ -211,7 +224,7 @@ def _argparse_kwargs(f: dataclasses.Field) -> dict:
     if "metavar" not in kwargs and kwargs.get("type") in _METAVARS and "choices" not in kwargs:
         kwargs["metavar"] = _METAVARS[kwargs["type"]]
     help_text = spec["help"]
-    switch = kwargs.get("action") in ("store_true", "store_false")
+    switch = kwargs.get("action") in ("store_true", "store_false", OnOffSwitch)
     if not required and not switch and default is not None:
         help_text += " (default: %(default)s)"
     kwargs["help"] = help_text

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from megatron_o1p.config.choices import SPEED_PROMPTS
-from megatron_o1p.config.flags import Flags, flag, require, shared
+from megatron_o1p.config.flags import Flags, OnOffSwitch, flag, require, shared
 from megatron_o1p.data.prompts import SYSTEM_PROMPT
 
 EVALUATION_DEFAULTS = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0}
@@ -53,6 +53,17 @@ class SamplingConfig(Flags):
     """"fast" is the paper's Fast-solving Prompt baseline (`data/prompts.py`)."""
     system_prompt: str = SYSTEM_PROMPT
     """System turn asking for a \\boxed{} answer; "" for none (no flag)."""
+    enable_thinking: bool = flag(
+        True,
+        "the chat template's enable_thinking argument (Qwen3): --enable-thinking, the default, "
+        "lets the model think before it answers; --no-thinking pre-fills an empty thinking "
+        "block (refused for templates that ignore the argument)",
+        name="--enable-thinking",
+        aliases=("--no-thinking",),
+        action=OnOffSwitch,
+    )
+    """Passed to `apply_chat_template` as `enable_thinking` (`data/prompts.py`); templates
+    that do not read it render the same prompt either way, so False is refused for them."""
 
     def __post_init__(self) -> None:
         require(self.num_samples >= 1, f"--num-samples must be >= 1, got {self.num_samples}")

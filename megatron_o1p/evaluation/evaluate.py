@@ -93,6 +93,7 @@ _RECORDED_SAMPLING = (
     "max_tokens",
     "speed_prompt",
     "system_prompt",
+    "enable_thinking",
 )
 
 
@@ -271,7 +272,7 @@ def _evaluate_pending(cfg: EvaluateConfig, pending: list[_Prepared]) -> dict[str
     from megatron_o1p.data.prompts import load_tokenizer
     from megatron_o1p.rollout.vllm_engine import build_engine
 
-    tokenizer = load_tokenizer(cfg.engine.model)
+    tokenizer = load_tokenizer(cfg.engine.model, enable_thinking=cfg.sampling.enable_thinking)
     llm = build_engine(cfg.engine)
     entries = {}
     try:

@@ -51,7 +51,9 @@ def build_gpt_chunks(arch: ModelArchitecture, state, options: ModelOptions) -> l
         pcfg.pipeline_model_parallel_size, pcfg.virtual_pipeline_model_parallel_size
     )
     config = _transformer_config(arch, pcfg, options)
-    layer = specs.layer_spec(options.spec, sequence_parallel=pcfg.sequence_parallel)
+    layer = specs.layer_spec(
+        options.spec, sequence_parallel=pcfg.sequence_parallel, qk_layernorm=arch.qk_layernorm
+    )
     final_norm = specs.final_norm_override(options.spec, pcfg.sequence_parallel)
     vpp = pcfg.virtual_pipeline_model_parallel_size
     chunks = []

@@ -1,7 +1,11 @@
-"""HF `config.json` (Qwen2 / Qwen2.5 and Llama families) -> the architecture megatron builds.
+"""HF `config.json` (Qwen2 / Qwen2.5, Qwen3 dense and Llama families) -> the architecture
+megatron builds.
 
 `read_architecture` parses and validates a config once; anything we do not implement fails here
-with a one-line `ConfigError` naming the key, before any model is built. `transformer_config`
+with a one-line `ConfigError` naming the architecture or the key (`models/support.py`), before
+any model is built. Qwen3 differs from Qwen2 in three settings, all read from config.json: no
+qkv bias, a per-head RMSNorm on q and k before RoPE (megatron's `qk_layernorm`), and an
+explicit `head_dim` (128 for every size) that need not be hidden_size / heads. `transformer_config`
 turns the architecture plus the run's parallel layout into megatron's `TransformerConfig`.
 """
 
@@ -16,8 +20,15 @@ import torch
 
 from megatron_o1p.config.model import DEFAULT_VOCAB_MULTIPLE
 from megatron_o1p.errors import CheckpointError, ConfigError
+from megatron_o1p.models.support import SUPPORTED_MODEL_TYPES, check_supported, refuse
 
-SUPPORTED_MODEL_TYPES = ("qwen2", "llama")
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "ModelArchitecture",
+    "architecture_from_dict",
+    "read_architecture",
+    "transformer_config",
+]
 
 # Megatron's rotary_pos_embedding._apply_scaling hard-codes Llama 3.1's values except the factor.
 _MEGATRON_LLAMA3_ROPE = {
@@ -49,6 +60,8 @@ class ModelArchitecture:
     llama3_rope_factor: float | None = None
     """Llama 3.1 rope scaling factor; None = plain RoPE."""
     torch_dtype: str = "float32"
+    qk_layernorm: bool = False
+    """Per-head RMSNorm (weight [kv_channels]) on queries and keys before RoPE (Qwen3)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,10 +103,6 @@ class ModelArchitecture:
             )
 
 
-def _fail(path, key: str, value, why: str) -> None:
-    raise ConfigError(f"{path}: unsupported {key}={value!r}: {why}")
-
-
 def _rope(cfg: dict, path) -> tuple[float, float | None]:
     """Return (rope_theta, llama3 factor or None) from transformers 4 or 5 style keys."""
     params = cfg.get("rope_parameters") or {}
@@ -107,7 +116,7 @@ def _rope(cfg: dict, path) -> tuple[float, float | None]:
     if rope_type == "default":
         return float(theta), None
     if rope_type != "llama3":
-        _fail(
+        refuse(
             path,
             "rope_scaling.rope_type",
             rope_type,
@@ -115,7 +124,7 @@ def _rope(cfg: dict, path) -> tuple[float, float | None]:
         )
     for key, expected in _MEGATRON_LLAMA3_ROPE.items():
         if float(scaling.get(key, expected)) != expected:
-            _fail(
+            refuse(
                 path,
                 f"rope_scaling.{key}",
                 scaling.get(key),
@@ -142,30 +151,12 @@ def read_architecture(hf_dir: str | Path) -> ModelArchitecture:
 
 
 def architecture_from_dict(cfg: dict, path="config.json") -> ModelArchitecture:
-    model_type = cfg.get("model_type")
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        _fail(path, "model_type", model_type, f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}")
-    for moe_key in (
-        "num_experts",
-        "num_local_experts",
-        "n_routed_experts",
-        "moe_intermediate_size",
-    ):
-        if cfg.get(moe_key):
-            _fail(path, moe_key, cfg[moe_key], "mixture-of-experts models are not supported")
-    if cfg.get("use_sliding_window"):
-        _fail(path, "use_sliding_window", True, "sliding-window attention is not implemented")
-    layer_types = cfg.get("layer_types") or []
-    if any(t != "full_attention" for t in layer_types):
-        _fail(path, "layer_types", sorted(set(layer_types)), "only full_attention is implemented")
-    if cfg.get("hidden_act", "silu") != "silu":
-        _fail(path, "hidden_act", cfg["hidden_act"], "only silu (SwiGLU) is implemented")
-    if model_type == "llama":
-        for key in ("attention_bias", "mlp_bias"):
-            if cfg.get(key):
-                _fail(path, key, True, "biases on Llama projections are not implemented")
-        if cfg.get("pretraining_tp", 1) != 1:
-            _fail(path, "pretraining_tp", cfg["pretraining_tp"], "must be 1")
+    """The architecture of a parsed config.json; `path` is named in errors.
+
+    Raises:
+        ConfigError: an architecture or setting this project does not implement.
+    """
+    model_type = check_supported(cfg, path)
     heads = int(cfg["num_attention_heads"])
     hidden = int(cfg["hidden_size"])
     head_dim = cfg.get("head_dim") or hidden // heads
@@ -184,7 +175,9 @@ def architecture_from_dict(cfg: dict, path="config.json") -> ModelArchitecture:
         rope_theta=theta,
         rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
         add_qkv_bias=model_type == "qwen2",
-        # Qwen2Config and LlamaConfig both default to untied when the key is absent.
+        qk_layernorm=model_type == "qwen3",
+        # Qwen2Config, Qwen3Config and LlamaConfig all default to untied when the key is absent
+        # (Qwen3-0.6B/1.7B/4B set it true, 8B and larger false).
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         llama3_rope_factor=llama3_factor,
         torch_dtype=str(dtype).replace("torch.", ""),
@@ -226,6 +219,7 @@ def transformer_config(
         activation_func=torch.nn.functional.silu,
         add_bias_linear=False,
         add_qkv_bias=arch.add_qkv_bias,
+        qk_layernorm=arch.qk_layernorm,
         hidden_dropout=0.0,
         attention_dropout=0.0,
         tensor_model_parallel_size=tensor_model_parallel_size,

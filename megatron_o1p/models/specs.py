@@ -1,6 +1,9 @@
 """The transformer layer recipe: Transformer Engine's spec when TE works, megatron's local spec
 otherwise. The only module that knows Transformer Engine exists.
 
+With `qk_layernorm` (Qwen3) both specs add `self_attention.q_layernorm` / `k_layernorm`, under
+the same names in both (TENorm, or torch's RMSNorm over one head's `kv_channels`).
+
 The two specs name the norms differently (see `state_dict_adapter.py`): TE fuses the
 pre-attention and pre-MLP RMSNorm into `linear_qkv` / `linear_fc1` (`layer_norm_weight`), the
 local spec keeps `input_layernorm` / `pre_mlp_layernorm` modules.
@@ -68,18 +71,41 @@ class SequenceParallelRMSNorm:
         return norm
 
 
-def layer_spec(name: str, *, sequence_parallel: bool = False):
-    """The `ModuleSpec` of one GPT layer for spec `name` ("te" or "local")."""
+class HeadRMSNorm:
+    """torch RMSNorm over one attention head (q/k layernorm), usable under sequence parallelism.
+
+    megatron's `WrappedTorchNorm` refuses `sequence_parallel` even here, where the input is
+    not a sequence shard (`linear_qkv` has gathered the sequence): the weight is shared by this
+    rank's heads only, and megatron's `finalize_model_grads` sums the grads of every
+    `q_layernorm`/`k_layernorm` parameter over TP (by name), so no tag is needed.
+    """
+
+    def __new__(cls, config, hidden_size: int, eps: float = 1e-5, **kwargs):
+        return torch.nn.RMSNorm(hidden_size, eps=eps, dtype=config.params_dtype)
+
+
+def layer_spec(name: str, *, sequence_parallel: bool = False, qk_layernorm: bool = False):
+    """The `ModuleSpec` of one GPT layer for spec `name` ("te" or "local").
+
+    Args:
+        qk_layernorm: add a per-head RMSNorm on queries and keys (Qwen3).
+    """
     from megatron.core.models.gpt import gpt_layer_specs
 
     if name == "te":
-        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
+        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(qk_layernorm=qk_layernorm)
     if name != "local":
         raise ConfigError(f"unknown layer spec {name!r}")
-    spec = gpt_layer_specs.get_gpt_layer_local_spec(normalization="RMSNorm")
+    spec = gpt_layer_specs.get_gpt_layer_local_spec(
+        normalization="RMSNorm", qk_layernorm=qk_layernorm
+    )
     if sequence_parallel:
         spec.submodules.input_layernorm = SequenceParallelRMSNorm
         spec.submodules.pre_mlp_layernorm = SequenceParallelRMSNorm
+        if qk_layernorm:
+            attention = spec.submodules.self_attention.submodules
+            attention.q_layernorm = HeadRMSNorm
+            attention.k_layernorm = HeadRMSNorm
     return spec
 
 

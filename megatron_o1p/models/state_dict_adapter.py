@@ -1,4 +1,4 @@
-"""HF <-> Megatron parameter mapping for the Qwen2 and Llama families, as data.
+"""HF <-> Megatron parameter mapping for the Qwen2, Qwen3 (dense) and Llama families, as data.
 
 The only module that spells HF key names. One table maps each megatron parameter (TP=1, the
 model's own `state_dict` names) to the HF tensors it is made of and how they combine; the
@@ -9,7 +9,10 @@ the two pre-norms into the following linears:
     te:    decoder.layers.{i}.self_attention.linear_qkv.layer_norm_weight
 
 (megatron's dist checkpoints use the TE names for both specs, via the local spec's
-`sharded_state_dict_keys_map`, so a checkpoint loads into either spec.)
+`sharded_state_dict_keys_map`, so a checkpoint loads into either spec.) Qwen3's per-head q/k
+norms are `self_attention.q_layernorm` / `k_layernorm` submodules in both specs (megatron-core
+0.16-0.19 `gpt_layer_specs.py`: TENorm in TE's, torch RMSNorm in the local one), so their rows
+are the same under both keys of `_NORM_NAMES`.
 
 Megatron's fused layouts:
 - `linear_qkv` rows are grouped per query group g: [q heads of g; k_g; v_g] (head_dim rows each).
@@ -54,10 +57,14 @@ _NORM_NAMES = {
     "local": {
         "attn": "decoder.layers.{i}.input_layernorm.weight",
         "mlp": "decoder.layers.{i}.pre_mlp_layernorm.weight",
+        "q": "decoder.layers.{i}.self_attention.q_layernorm.weight",
+        "k": "decoder.layers.{i}.self_attention.k_layernorm.weight",
     },
     "te": {
         "attn": "decoder.layers.{i}.self_attention.linear_qkv.layer_norm_weight",
         "mlp": "decoder.layers.{i}.mlp.linear_fc1.layer_norm_weight",
+        "q": "decoder.layers.{i}.self_attention.q_layernorm.weight",
+        "k": "decoder.layers.{i}.self_attention.k_layernorm.weight",
     },
 }
 
@@ -99,6 +106,11 @@ def mapping_table(spec: str, arch: ModelArchitecture) -> list[TensorMapping]:
                 "qkv",
             )
         )
+    if arch.qk_layernorm:
+        table += [
+            TensorMapping(norms["q"], (hf_attn + "q_norm.weight",), "copy"),
+            TensorMapping(norms["k"], (hf_attn + "k_norm.weight",), "copy"),
+        ]
     if not arch.tie_word_embeddings:
         table.append(TensorMapping("output_layer.weight", ("lm_head.weight",), "vocab"))
     return table

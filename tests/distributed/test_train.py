@@ -41,14 +41,25 @@ def _train(nproc, mcore, data, save, *extra):
     return run_torchrun(nproc, *args) if nproc > 1 else run_o1p(*args)
 
 
-def test_loss_curve_is_the_same_at_tp1_tp2_pp2(qwen2_mcore, toy_data, tmp_path):
+LAYOUTS = {
+    "qwen2_mcore": (("tp2", ["--tensor-model-parallel-size", "2"]),
+                    ("pp2", ["--pipeline-model-parallel-size", "2"])),
+    # Qwen3's q/k norm weights are shared by the heads of every TP rank: megatron sums their
+    # grads over TP (by name), with sequence parallelism too (specs.HeadRMSNorm).
+    "qwen3_mcore": (("tp2-sp", ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("checkpoint", list(LAYOUTS))
+def test_loss_curve_is_the_same_at_tp1_tp2_pp2(request, checkpoint, toy_data, tmp_path):
+    mcore = request.getfixturevalue(checkpoint)
     curves = {}
-    for name, nproc, extra in (("tp1", 1, []), ("tp2", 2, ["--tensor-model-parallel-size", "2"]),
-                               ("pp2", 2, ["--pipeline-model-parallel-size", "2"])):  # fmt: skip
-        proc = _train(nproc, qwen2_mcore, toy_data, tmp_path / name, "--train-iters", "3", *extra)
+    for name, extra in (("tp1", []), *LAYOUTS[checkpoint]):
+        nproc = 1 if name == "tp1" else 2
+        proc = _train(nproc, mcore, toy_data, tmp_path / name, "--train-iters", "3", *extra)
         curves[name] = _losses(proc.stdout)
     assert len(curves["tp1"]) == 3 and len(set(curves["tp1"])) == 3  # it trains: losses move
-    for name in ("tp2", "pp2"):
+    for name, _ in LAYOUTS[checkpoint]:
         assert curves[name] == pytest.approx(curves["tp1"], rel=1e-5, abs=1e-6), name
 
 

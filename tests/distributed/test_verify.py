@@ -39,6 +39,34 @@ def test_qwen2_verify_passes(qwen2_mcore, tiny_qwen2, tp, pp, nproc):
     _assert_passes(_verify(nproc, tiny_qwen2, qwen2_mcore, *parallel))
 
 
+LAYOUTS = {
+    "tp2": (2, ["--tensor-model-parallel-size", "2"]),
+    "pp2": (2, ["--pipeline-model-parallel-size", "2"]),
+    "tp2xpp2": (4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+def test_qwen3_verify_passes(request, tied, layout):
+    """Qwen3: q/k norms and head_dim 32 != hidden / heads; the untied checkpoint is recorded
+    as the TE spec and verified in the local one."""
+    suffix = "" if tied else "_untied"
+    hf_dir = request.getfixturevalue(f"tiny_qwen3{suffix}")
+    mcore_dir = request.getfixturevalue(f"qwen3{suffix}_mcore")
+    nproc, extra = LAYOUTS[layout]
+    proc = _verify(nproc, hf_dir, mcore_dir, "--spec", "local", *extra)
+    _assert_passes(proc)
+    print(proc.stdout.strip().splitlines()[-1])
+
+
+def test_qwen3_verify_passes_with_sequence_parallel(qwen3_mcore, tiny_qwen3):
+    """Under sequence parallelism the local spec swaps megatron's q/k norm (which refuses SP)
+    for `specs.HeadRMSNorm`."""
+    extra = ["--tensor-model-parallel-size", "2", "--sequence-parallel"]
+    _assert_passes(_verify(2, tiny_qwen3, qwen3_mcore, *extra))
+
+
 @pytest.mark.parametrize(
     "nproc, extra",
     [

@@ -23,7 +23,7 @@ def _no_leftovers(parent, name):
     assert not [p for p in parent.iterdir() if p.name.startswith(f".{name}.")]
 
 
-@pytest.mark.parametrize("model", ["tiny_qwen2", "tiny_llama"])
+@pytest.mark.parametrize("model", ["tiny_qwen2", "tiny_llama", "tiny_qwen3", "tiny_qwen3_untied"])
 def test_round_trip_is_bitwise(model, request, tmp_path):
     hf_dir = request.getfixturevalue(model)
     run_o1p("convert", "hf-to-mcore", "--hf-dir", hf_dir, "--out", tmp_path / "m")
@@ -211,3 +211,29 @@ def test_tools_script_and_help(tmp_path):
     )
     assert proc.returncode == 0 and "hf-to-mcore" in proc.stdout and "verify" in proc.stdout
     assert "convert" in run_o1p("--help").stdout
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        (
+            dict(model_type="qwen3_moe", num_experts=8, moe_intermediate_size=32),
+            "unsupported model_type='qwen3_moe': Qwen3-MoE (mixture of experts) is not supported",
+        ),
+        (
+            dict(model_type="qwen3_5_text", layer_types=["linear_attention"] * 4),
+            "unsupported model_type='qwen3_5_text': Qwen3.5: hybrid linear attention",
+        ),
+        (dict(model_type="gpt_oss"), "unsupported model_type='gpt_oss': gpt-oss"),
+        (dict(model_type="deepseek_v3", kv_lora_rank=16), "multi-head latent attention (MLA)"),
+        (dict(use_sliding_window=True, sliding_window=16), "unsupported use_sliding_window=True"),
+        (dict(head_dim=16), "config and weights disagree"),
+    ],
+    ids=["qwen3-moe", "qwen3.5", "gpt-oss", "deepseek-mla", "sliding-window", "head-dim"],
+)
+def test_qwen3_relatives_are_refused_in_one_line(tiny_qwen3, tmp_path, override, words):
+    hf_dir = tmp_path / "hf"
+    shutil.copytree(tiny_qwen3, hf_dir)
+    config = json.loads((hf_dir / "config.json").read_text())
+    (hf_dir / "config.json").write_text(json.dumps({**config, **override}))
+    assert words in _convert_error(hf_dir, tmp_path / "m")

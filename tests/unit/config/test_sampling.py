@@ -42,3 +42,15 @@ def test_greedy_is_evaluates_defaults_in_code_and_in_flags():
 def test_bad_values_are_refused_when_made(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SamplingConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "argv, thinking", [([], True), (["--enable-thinking"], True), (["--no-thinking"], False)]
+)
+def test_thinking_is_one_flag_spelled_two_ways(argv, thinking):
+    parser = argparse.ArgumentParser()
+    SamplingConfig.add_arguments(parser)
+    assert SamplingConfig.from_args(parser.parse_args(argv)).enable_thinking is thinking
+    (action,) = [a for a in parser._actions if a.dest == "enable_thinking"]
+    assert action.option_strings == ["--enable-thinking", "--no-thinking"]
+    assert "(default" not in action.help

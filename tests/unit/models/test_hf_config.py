@@ -127,3 +127,44 @@ def test_read_architecture_missing_and_broken(tmp_path):
         read_architecture(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(QWEN2))
     assert read_architecture(tmp_path).model_type == "qwen2"
+
+
+QWEN3 = dict(
+    model_type="qwen3",
+    vocab_size=151936,
+    hidden_size=4096,
+    intermediate_size=12288,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    rope_theta=1000000,
+    rope_scaling=None,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
+    attention_bias=False,
+    use_sliding_window=False,
+    sliding_window=None,
+    max_window_layers=36,
+    hidden_act="silu",
+)
+"""Qwen3-8B's config.json (transformers 4 keys), the first size with untied embeddings."""
+
+
+def test_qwen3_fields():
+    arch = architecture_from_dict(QWEN3)
+    assert arch.qk_layernorm and not arch.add_qkv_bias and not arch.tie_word_embeddings
+    assert (arch.num_query_groups, arch.kv_channels, arch.rope_theta) == (8, 128, 1e6)
+    assert arch.padded_vocab_size() == 151936
+    small = architecture_from_dict(dict(QWEN3, hidden_size=1024, num_attention_heads=16,
+                                        tie_word_embeddings=True))  # fmt: skip
+    # Qwen3-0.6B: head_dim 128 while hidden / heads = 64.
+    assert small.kv_channels == 128 and small.tie_word_embeddings
+
+
+def test_architecture_without_qk_layernorm_reads_old_checkpoints():
+    from megatron_o1p.models.hf_config import ModelArchitecture
+
+    stored = architecture_from_dict(QWEN2).to_json()
+    del stored["qk_layernorm"]  # written before Qwen3 support
+    assert ModelArchitecture.from_json(stored).qk_layernorm is False

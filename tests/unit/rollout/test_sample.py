@@ -41,6 +41,7 @@ def test_recorded_settings_keep_their_keys():
             "seed",
             "speed_prompt",
             "system_prompt",
+            "enable_thinking",
             "problems_per_shard",
             "logprobs_mode",
             FINGERPRINT_KEY,
@@ -72,7 +73,7 @@ def test_shards_and_seeds():
 class _Tokenizer:
     """Chat template = the user turn; one token per character."""
 
-    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt, **template_args):
         return messages[-1]["content"]
 
     def __call__(self, text, add_special_tokens):
