@@ -16,7 +16,7 @@ from pathlib import Path
 
 from megatron_o1p.demo.pipeline import DemoContext
 from megatron_o1p.demo.settings import SIZES, DemoRecipe
-from megatron_o1p.demo.shipped_base import ship_base
+from megatron_o1p.demo.shipped_base import as_json, ship_base
 
 BASE_STAGE = "base model (long-thought SFT)"
 
@@ -27,10 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ctx = DemoContext(args.workdir, SIZES["full"], DemoRecipe(), runner=None, stages=None)
     marker = args.workdir / ".stages" / f"{BASE_STAGE}.json"
-    expected = ctx.base_settings | {"trained_here": True}
-    if not marker.is_file() or json.loads(marker.read_text())["settings"] != expected:
+    recorded = json.loads(marker.read_text())["settings"] if marker.is_file() else {}
+    recorded.pop("trained_here", None)
+    # base/sft_run exists only where the base model was trained, not copied from the shipped one
+    trained = (args.workdir / "base" / "sft_run").is_dir()
+    if recorded != as_json(ctx.base_settings) or not trained:
         print(
-            f"ship_demo_base: {marker} does not record a base model trained with the current "
+            f"ship_demo_base: {args.workdir} holds no base model trained with the current "
             "full-size settings; run `o1p demo --train-base --workdir W` first",
             file=sys.stderr,
         )

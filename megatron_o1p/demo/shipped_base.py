@@ -40,7 +40,12 @@ def shipped_base_for(settings: dict, shipped: Path = SHIPPED_DIR) -> Path | None
     record = shipped / RECORD_NAME
     if not record.is_file() or not (shipped / "model.safetensors").is_file():
         return None
-    return shipped if json.loads(record.read_text())["settings"] == settings else None
+    return shipped if json.loads(record.read_text())["settings"] == as_json(settings) else None
+
+
+def as_json(settings: dict) -> dict:
+    """`settings` as JSON reads it back (tuples become lists), for comparing with a record."""
+    return json.loads(json.dumps(settings))
 
 
 def ship_base(hf_dir: Path, settings: dict, shipped: Path = SHIPPED_DIR) -> Path:

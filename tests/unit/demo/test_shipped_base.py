@@ -22,7 +22,7 @@ def _trained(tmp_path) -> Path:
 
 
 def test_shipped_only_for_the_settings_it_was_trained_with(tmp_path):
-    settings = {"size": {"base_iters": 800}, "recipe": {"layers": 4}}
+    settings = {"size": {"base_iters": 800, "check_probs": (0.35, 0.65)}, "recipe": {"layers": 4}}
     shipped = ship_base(_trained(tmp_path), settings, shipped=tmp_path / "shipped")
     assert sorted(p.name for p in shipped.iterdir()) == [
         "config.json",
