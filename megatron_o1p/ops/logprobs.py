@@ -100,7 +100,7 @@ def head_token_logprobs(
         targets: [B, T] int64 global token ids (any value where the loss masks it out).
         tp_group: the tensor-parallel group the vocab is split over; None for TP=1.
         vocab_size: true vocab size; rows of the weight at or beyond it are padding.
-        chunk_cols: vocab columns per chunk; None = about 32M fp32 values per chunk.
+        chunk_cols: vocab columns per chunk; None = about 16M fp32 values, >= 8 chunks.
 
     Returns:
         [B, T] fp32 log-probs, differentiable w.r.t. `weight` and `hidden`. The gradient of

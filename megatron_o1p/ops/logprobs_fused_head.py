@@ -36,15 +36,21 @@ import torch
 
 from megatron_o1p.ops.vocab_shard import VocabShard, combine_row_stats
 
-# fp32 values per [rows, columns] chunk: 32M (128 MiB), as `logprobs_chunked`.
-_CHUNK_VALUES = 1 << 25
+# fp32 values per [rows, columns] chunk: 16M (64 MiB). Half of `logprobs_chunked`'s, since a
+# backward chunk also holds its model-dtype copy and its GEMM input (measured with
+# benchmarks/logprob_memory.py); at 16k tokens still 1024 columns, a GEMM-sized chunk.
+_CHUNK_VALUES = 1 << 24
 # Fewest columns per chunk, so a very long micro-batch still gets GEMM-sized chunks.
 _MIN_CHUNK_COLS = 128
+# Fewest chunks per shard, so that for short inputs too a chunk's buffers (fp32 + two
+# model-dtype copies) stay below the model-dtype logits this replaces.
+_MIN_CHUNKS = 8
 
 
-def default_chunk_cols(rows: int) -> int:
-    """Columns per chunk so that one fp32 [rows, columns] chunk holds about 32M values."""
-    return max(_MIN_CHUNK_COLS, _CHUNK_VALUES // max(rows, 1))
+def default_chunk_cols(rows: int, width: int) -> int:
+    """Columns per chunk: about 16M fp32 values, and at least `_MIN_CHUNKS` chunks of `width`."""
+    cols = min(_CHUNK_VALUES // max(rows, 1), -(-width // _MIN_CHUNKS))
+    return max(_MIN_CHUNK_COLS, cols)
 
 
 def empty_row_stats(rows: int, device, dtype=torch.float32) -> torch.Tensor:
@@ -163,7 +169,7 @@ def fused_head_token_logprobs(
         weight: [V_pad/TP, h] this rank's shard of the output weight (rows = vocab columns).
         targets: [B, T] int64 global token ids.
         shard: where this rank's rows sit in the padded vocab (`VocabShard.of_width`).
-        chunk_cols: vocab columns per chunk; None = about 32M fp32 values per chunk.
+        chunk_cols: vocab columns per chunk; None = `default_chunk_cols`.
 
     Returns:
         [B, T] fp32 log-probs, differentiable w.r.t. `hidden` (this shard's part; summed over
@@ -172,5 +178,5 @@ def fused_head_token_logprobs(
     if hidden.dtype != weight.dtype:
         raise TypeError(f"hidden is {hidden.dtype} but the weight is {weight.dtype}")
     rows = hidden.numel() // max(hidden.shape[-1], 1)
-    chunk_cols = chunk_cols or default_chunk_cols(rows)
+    chunk_cols = chunk_cols or default_chunk_cols(rows, shard.width)
     return _HeadTokenLogprobs.apply(hidden, weight, targets, shard, chunk_cols)

@@ -166,9 +166,10 @@ def test_fold_row_stats_is_logsumexp():
     assert stats[2, 0] == float("-inf") and stats[2, 1] == 0
 
 
-def test_default_chunk_is_about_32m_values():
-    assert default_chunk_cols(16384) == 2048
-    assert default_chunk_cols(1 << 30) == 128
+def test_default_chunk_is_about_16m_values_and_at_least_8_chunks():
+    assert default_chunk_cols(16384, 151936) == 1024
+    assert default_chunk_cols(256, 151936) == 18992
+    assert default_chunk_cols(1 << 30, 151936) == 128
 
 
 def test_token_logprobs_refuses_fused_head():
@@ -180,3 +181,10 @@ def test_mixed_dtypes_refused():
     hidden, weight, targets, _ = _inputs(torch.float32)
     with pytest.raises(TypeError, match="bfloat16"):
         head_token_logprobs(hidden, weight.bfloat16(), targets)
+
+
+def test_the_flag_offers_every_implementation():
+    from megatron_o1p.config.choices import LOGPROB_IMPLS
+    from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION, IMPLEMENTATIONS
+
+    assert set(LOGPROB_IMPLS) == {*IMPLEMENTATIONS, HEAD_IMPLEMENTATION}
