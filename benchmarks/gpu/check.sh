@@ -12,3 +12,4 @@ fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 benchmarks/gpu/logprob_triton.py --tokens 8192
+python3 benchmarks/gpu/logprob_fused_head.py --tokens 16384

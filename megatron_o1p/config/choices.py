@@ -14,8 +14,9 @@ RATIOS = ("token", "sequence")
 LOSS_AGGREGATIONS = ("seq-mean", "token-mean")
 """`--loss-aggregation`: mean over each sequence then over sequences, or over all tokens."""
 
-LOGPROB_IMPLS = ("chunked", "native", "triton")
-"""`--logprob-impl`: see `ops/logprobs.py`."""
+LOGPROB_IMPLS = ("chunked", "native", "triton", "fused-head")
+"""`--logprob-impl`: see `ops/logprobs.py`; the first three take the logits, fused-head the
+hidden states and the output weight (`ops/logprobs_fused_head.py`)."""
 
 SPEC_NAMES = ("auto", "te", "local")
 """`--spec`: Transformer Engine's layer spec, megatron's local one, or TE where it runs."""

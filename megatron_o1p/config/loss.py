@@ -44,7 +44,9 @@ class LossConfig(Flags):
     dpo_beta: float = flag(0.1, "DPO temperature beta")
     logprob_impl: str = flag(
         "chunked",
-        "token log-prob kernel on vocab-parallel logits (ops/logprobs.py)",
+        "token log-prob kernel (ops/logprobs.py): chunked, native or triton on the "
+        "vocab-parallel logits; fused-head from the hidden states and the output weight, "
+        "without the logits",
         choices=LOGPROB_IMPLS,
     )
 

@@ -14,6 +14,10 @@ implementation gives the same numbers:
 - `triton`: the project's fused Triton kernels (`logprobs_triton.py`); CUDA, or the Triton
   interpreter on the CPU.
 
+`head_token_logprobs(hidden, weight, targets, ...)` is the fourth, `fused-head`: it takes the
+output layer's input [B, T, h] and this rank's output weight [V_padded / TP, h] instead of the
+logits, which then never exist (`logprobs_fused_head.py`); same numbers, same padding rule.
+
 `inplace_backward=True` (chunked, triton) writes the gradient over the logits: use it when the
 logits are consumed by this loss only (the training step), never when the caller reuses them.
 
@@ -26,9 +30,13 @@ import torch
 
 from megatron_o1p.errors import ConfigError
 from megatron_o1p.ops.logprobs_chunked import chunked_token_entropy, chunked_token_logprobs
+from megatron_o1p.ops.logprobs_fused_head import fused_head_token_logprobs
 from megatron_o1p.ops.vocab_shard import VocabShard
 
 IMPLEMENTATIONS = ("native", "chunked", "triton")
+"""The implementations that take logits (`token_logprobs`)."""
+HEAD_IMPLEMENTATION = "fused-head"
+"""The one that takes hidden states and the output weight (`head_token_logprobs`)."""
 
 
 def token_logprobs(
@@ -66,9 +74,42 @@ def token_logprobs(
         return triton_token_logprobs(logits, targets, shard, inplace_backward)
     if impl == "native":
         return _native_token_logprobs(logits, targets, shard)
+    if impl == HEAD_IMPLEMENTATION:
+        raise ConfigError(
+            "--logprob-impl fused-head takes hidden states and the output weight, not logits: "
+            "call head_token_logprobs (the output layer must be wrapped by "
+            "training/output_layout.batch_first_output_layer(fused_head=True))"
+        )
     raise ConfigError(
         f"unknown log-prob implementation {impl!r}; choose {', '.join(IMPLEMENTATIONS)}"
     )
+
+
+def head_token_logprobs(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    tp_group=None,
+    vocab_size: int | None = None,
+    chunk_cols: int | None = None,
+) -> torch.Tensor:
+    """log p(targets) under softmax(hidden @ weight.T) over the full (unpadded) vocabulary.
+
+    Args:
+        hidden: [B, T, h] the output layer's input, in the weight's dtype.
+        weight: [V_padded/TP, h] this rank's shard of the output (or tied embedding) weight.
+        targets: [B, T] int64 global token ids (any value where the loss masks it out).
+        tp_group: the tensor-parallel group the vocab is split over; None for TP=1.
+        vocab_size: true vocab size; rows of the weight at or beyond it are padding.
+        chunk_cols: vocab columns per chunk; None = about 16M fp32 values, >= 8 chunks.
+
+    Returns:
+        [B, T] fp32 log-probs, differentiable w.r.t. `weight` and `hidden`. The gradient of
+        `hidden` is this rank's share: sum it over TP (the output layer's input region does).
+    """
+    shard = VocabShard.of_width(weight.shape[0], vocab_size, tp_group)
+    return fused_head_token_logprobs(hidden, weight, targets, shard, chunk_cols)
 
 
 def _native_token_logprobs(logits, targets, shard: VocabShard) -> torch.Tensor:

@@ -34,7 +34,12 @@ class VocabShard:
 
     @classmethod
     def of(cls, logits: torch.Tensor, vocab_size: int | None, tp_group=None) -> "VocabShard":
-        width = logits.shape[-1]
+        """The shard of a [..., V_pad/TP] logits tensor."""
+        return cls.of_width(logits.shape[-1], vocab_size, tp_group)
+
+    @classmethod
+    def of_width(cls, width: int, vocab_size: int | None, tp_group=None) -> "VocabShard":
+        """The shard of `width` columns per rank (an output weight's rows)."""
         tp_size = dist.get_world_size(tp_group) if tp_group is not None else 1
         rank = dist.get_rank(tp_group) if tp_group is not None else 0
         start = rank * width

@@ -25,10 +25,14 @@ On the last pipeline stage the model returns this rank's vocab shard of the logi
 [b, T, V/TP] (megatron's `GPTModel` transposes to batch-first when no labels are given), or,
 where the output layer is wrapped by `output_layout.batch_first_output_layer`, [b, T', V/TP]
 for the span T' of positions that carry loss (the loss then reads the same span); the loss runs
-there only. The loss function returns megatron's 3-tuple (loss sum, unit count,
-report): with `calculate_per_token_loss=True` megatron sums the counts over micro-batches and
-data-parallel ranks and divides the gradients by that global count, so seq-mean and
-token-mean stay exact under gradient accumulation and data parallelism. Report values are
+there only. With `--logprob-impl fused-head` the wrapped layer returns the hidden states
+[b, T', h] instead and the loss also gets the output weight the layer was given
+(`output_layout.head_weight`): the log-probs come from both, with no logits tensor.
+
+The loss function returns megatron's 3-tuple (loss sum, unit count, report): with
+`calculate_per_token_loss=True` megatron sums the counts over micro-batches and data-parallel
+ranks and divides the gradients by that global count, so seq-mean and token-mean stay exact
+under gradient accumulation and data parallelism. Report values are
 [sum, count] pairs for the same reason. Forward-only runs use megatron's
 `collect_non_loss_data` path: the schedule stores what the function returns, no loss at all.
 """
@@ -42,8 +46,13 @@ import torch
 
 from megatron_o1p.config.loss import LossConfig
 from megatron_o1p.losses import dpo_loss, length_harmonizing_loss, sft_loss
-from megatron_o1p.ops.logprobs import token_logprobs
-from megatron_o1p.training.output_layout import crop_batch, loss_positions, set_logit_positions
+from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION, head_token_logprobs, token_logprobs
+from megatron_o1p.training.output_layout import (
+    crop_batch,
+    head_weight,
+    loss_positions,
+    set_logit_positions,
+)
 
 FORWARD_OUTPUTS = ("logprobs", "logits")
 """What `forward_only` returns per micro-batch: token log-probs, or the raw logit shard."""
@@ -53,26 +62,63 @@ def _tp_group(state):
     return state.tp_group if state.tp_size > 1 else None
 
 
+def output_logprobs(
+    impl: str, output, targets, *, vocab_size: int, tp_group=None, weight=None, inplace=False
+) -> torch.Tensor:
+    """[b, T] fp32 log p(targets) from what the last stage's model returned.
+
+    Args:
+        impl: `--logprob-impl`.
+        output: [b, T, V/TP] this rank's logit shard, or for "fused-head" the hidden states
+            [b, T, h].
+        targets: [b, T] int64 global token ids.
+        vocab_size: the true vocab size; columns at or beyond it are megatron's padding.
+        tp_group: the tensor-parallel group the vocab is split over; None at TP 1.
+        weight: "fused-head" only: this rank's output weight [V_padded/TP, h].
+        inplace: logits impls: the backward overwrites the logits with their gradient.
+    """
+    if impl == HEAD_IMPLEMENTATION:
+        return head_token_logprobs(
+            output, weight, targets, tp_group=tp_group, vocab_size=vocab_size
+        )
+    return token_logprobs(
+        output,
+        targets,
+        tp_group=tp_group,
+        vocab_size=vocab_size,
+        impl=impl,
+        inplace_backward=inplace,
+    )
+
+
 def compute_loss(
-    cfg: LossConfig, batch: dict, logits: torch.Tensor, *, vocab_size: int, tp_group=None
+    cfg: LossConfig,
+    batch: dict,
+    output: torch.Tensor,
+    *,
+    vocab_size: int,
+    tp_group=None,
+    weight: torch.Tensor | None = None,
 ):
     """(loss sum, count, metrics) of one micro-batch from this rank's logit shard.
 
     Args:
         cfg: which loss and its hyper-parameters.
-        batch: the micro-batch (see the module docstring), cut to the logits' positions.
-        logits: [b, T, V/TP] this rank's vocab shard; private to the loss (the backward
-            overwrites it with its gradient).
+        batch: the micro-batch (see the module docstring), cut to the output's positions.
+        output: [b, T, V/TP] this rank's vocab shard, private to the loss (the backward
+            overwrites it with its gradient); for `fused-head` the hidden states [b, T, h].
         vocab_size: the true vocab size; logit columns at or beyond it are megatron's padding.
         tp_group: the tensor-parallel group the vocab is split over; None at TP 1.
+        weight: `fused-head` only: this rank's output weight [V_padded/TP, h].
     """
-    logprobs = token_logprobs(
-        logits,
+    logprobs = output_logprobs(
+        cfg.logprob_impl,
+        output,
         batch["targets"],
-        tp_group=tp_group,
         vocab_size=vocab_size,
-        impl=cfg.logprob_impl,
-        inplace_backward=True,
+        tp_group=tp_group,
+        weight=weight,
+        inplace=True,
     )
     mask = batch["loss_mask"]
     if cfg.loss == "o1-pruner":
@@ -99,9 +145,9 @@ def compute_loss(
     return loss, metrics.pop("count"), metrics
 
 
-def _loss_func(cfg: LossConfig, vocab_size: int, tp_group, batch: dict, logits: torch.Tensor):
+def _loss_func(cfg: LossConfig, vocab_size: int, tp_group, batch: dict, weight, output):
     loss, count, metrics = compute_loss(
-        cfg, batch, logits, vocab_size=vocab_size, tp_group=tp_group
+        cfg, batch, output, vocab_size=vocab_size, tp_group=tp_group, weight=weight
     )
     report = {"loss": torch.stack([loss.detach().float(), count.float()])}
     for name, (total, units) in metrics.items():
@@ -118,6 +164,7 @@ def make_forward_step(loss: LossConfig, state, *, vocab_size: int) -> Callable:
         vocab_size: the model's true vocab size (logit columns past it are padding).
     """
     tp_group = _tp_group(state)
+    fused_head = loss.logprob_impl == HEAD_IMPLEMENTATION
 
     def forward_step(data_iterator, model):
         batch = next(data_iterator)
@@ -128,7 +175,8 @@ def make_forward_step(loss: LossConfig, state, *, vocab_size: int) -> Callable:
         else:
             loss_batch = batch
         output = model(batch["tokens"], batch["position_ids"], None)
-        return output, partial(_loss_func, loss, vocab_size, tp_group, loss_batch)
+        weight = head_weight(model) if fused_head else None
+        return output, partial(_loss_func, loss, vocab_size, tp_group, loss_batch, weight)
 
     return forward_step
 
@@ -178,9 +226,11 @@ def forward_only(
             for log-probs), all of one shape.
         output: "logprobs": [b, T] fp32 log p(target) over the true vocab (the training
             loss's `token_logprobs`, summed over TP); "logits": this rank's vocab shard
-            [b, T, V/TP] as the model returns it (padded columns included).
+            [b, T, V/TP] as the model returns it (padded columns included; needs an output
+            layer that is not in fused-head mode).
         vocab_size: the true vocab size; required for "logprobs".
-        logprob_impl: the `token_logprobs` kernel (`--logprob-impl`).
+        logprob_impl: the kernel (`--logprob-impl`); "fused-head" needs the output layer
+            wrapped with `batch_first_output_layer(chunks, fused_head=True)`.
 
     Returns:
         One tensor per micro-batch on the last pipeline stage; None on the other stages.
@@ -190,19 +240,26 @@ def forward_only(
     if output == "logprobs" and vocab_size is None:
         raise ValueError("forward_only(output='logprobs') needs the model's vocab_size")
     tp_group = _tp_group(state)
+    fused_head = output == "logprobs" and logprob_impl == HEAD_IMPLEMENTATION
 
     def forward_step(data_iterator, model):
         batch = next(data_iterator)
-        logits = model(batch["tokens"], batch["position_ids"], None)
+        out = model(batch["tokens"], batch["position_ids"], None)
+        weight = head_weight(model) if fused_head else None
 
         def collect(out: torch.Tensor, non_loss_data: bool = True) -> torch.Tensor:
             if output == "logits":
                 return out.detach()
-            return token_logprobs(
-                out, batch["targets"], tp_group=tp_group, vocab_size=vocab_size, impl=logprob_impl
+            return output_logprobs(
+                logprob_impl,
+                out,
+                batch["targets"],
+                vocab_size=vocab_size,
+                tp_group=tp_group,
+                weight=weight,
             )
 
-        return logits, collect
+        return out, collect
 
     with torch.no_grad():
         outputs = forward_backward(forward_step, chunks, micro_batches, forward_only=True)

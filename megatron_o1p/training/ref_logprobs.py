@@ -29,6 +29,7 @@ from megatron_o1p import atomic
 from megatron_o1p.data.fingerprint import check_dataset_tokenizer
 from megatron_o1p.errors import DataError
 from megatron_o1p.models.loading import initialize_for, load_model, read_checkpoint
+from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION
 from megatron_o1p.training import data as train_data
 from megatron_o1p.training.forward_step import forward_only
 from megatron_o1p.training.output_layout import batch_first_output_layer
@@ -126,7 +127,7 @@ def compute_ref_logprobs(cfg: RefLogprobsConfig) -> dict:
     examples = _sequences(table, pairs, cfg.model.seq_length)
     state = initialize_for(checkpoint, cfg.parallel)
     chunks = load_model(checkpoint, cfg.model, state)
-    batch_first_output_layer(chunks)
+    batch_first_output_layer(chunks, fused_head=cfg.logprob_impl == HEAD_IMPLEMENTATION)
     per_row = _rank_logprobs(cfg, chunks, state, examples, checkpoint.arch.vocab_size)
 
     gathered = [None] * dist.get_world_size()

@@ -35,6 +35,7 @@ from megatron_o1p.models.loading import (
     load_weights,
     read_checkpoint,
 )
+from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION
 from megatron_o1p.training import data as train_data
 from megatron_o1p.training.checkpointing import load_training, save_training
 from megatron_o1p.training.config import TrainConfig
@@ -224,7 +225,8 @@ def _build_model(cfg: TrainConfig, checkpoint: Checkpoint, state):
     from megatron_o1p.models.specs import transformer_engine_usable
 
     chunks = build_model(checkpoint, cfg.model, state)
-    batch_first_output_layer(chunks)  # no copies of the logits (training/output_layout.py)
+    # No copies of the logits, or no logits at all (training/output_layout.py).
+    batch_first_output_layer(chunks, fused_head=cfg.loss.logprob_impl == HEAD_IMPLEMENTATION)
     if cfg.freeze_layers is not None:
         _freeze_all_but_last(chunks, checkpoint.arch.num_layers - cfg.freeze_layers)
     # The distributed optimizer resumes only with TE's/apex's Adam (torch's fallback never

@@ -1,5 +1,6 @@
-"""`o1p ref-logprobs`: the same values at TP=1 and PP=2, NaN past --seq-length, DPO sums, the
-rollout mismatch report, and training step 0 sees ratio 1 against them."""
+"""`o1p ref-logprobs`: the same values at TP=1 and PP=2 (and with `--logprob-impl fused-head` at
+TP=2), NaN past --seq-length, DPO sums, the rollout mismatch report, and training step 0 sees
+ratio 1 against them."""
 
 import math
 import re
@@ -43,6 +44,25 @@ def test_per_token_values_match_across_layouts_and_give_ratio_one(qwen2_mcore, t
     proc = run_o1p("train", "--load", qwen2_mcore, "--data", full, "--save", tmp_path / "run",
                    "--global-batch-size", "4", "--micro-batch-size", "2", "--seq-length", "32",
                    "--train-iters", "1")  # fmt: skip
+    ratio = float(re.search(r"ratio: ([0-9.]+)", proc.stdout).group(1))
+    kl = float(re.search(r"approx kl: ([0-9.]+)", proc.stdout).group(1))
+    assert ratio == pytest.approx(1.0, abs=1e-4) and kl < 1e-6, proc.stdout
+
+
+def test_fused_head_gives_chunked_values_and_ratio_one(qwen2_mcore, tmp_path):
+    a = _dataset(tmp_path / "a.parquet", PER_TOKEN_DROP)
+    b = tmp_path / "b.parquet"
+    b.write_bytes(a.read_bytes())
+    run_o1p("ref-logprobs", "--load", qwen2_mcore, "--data", a, "--seq-length", "32")
+    run_torchrun(2, "ref-logprobs", "--load", qwen2_mcore, "--data", b, "--seq-length", "32",
+                 "--tensor-model-parallel-size", "2", "--logprob-impl", "fused-head")  # fmt: skip
+    for ra, rb in zip(pq.read_table(a).to_pylist(), pq.read_table(b).to_pylist()):
+        for x, y in zip(ra["ref_logprobs"], rb["ref_logprobs"]):
+            assert (math.isnan(x) and math.isnan(y)) or abs(x - y) < 1e-5
+    # Chunked reference log-probs, fused-head training: step 0 sees ratio 1.
+    proc = run_o1p("train", "--load", qwen2_mcore, "--data", a, "--save", tmp_path / "run",
+                   "--global-batch-size", "4", "--micro-batch-size", "2", "--seq-length", "32",
+                   "--train-iters", "1", "--logprob-impl", "fused-head")  # fmt: skip
     ratio = float(re.search(r"ratio: ([0-9.]+)", proc.stdout).group(1))
     kl = float(re.search(r"approx kl: ([0-9.]+)", proc.stdout).group(1))
     assert ratio == pytest.approx(1.0, abs=1e-4) and kl < 1e-6, proc.stdout

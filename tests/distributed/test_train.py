@@ -63,6 +63,17 @@ def test_loss_curve_is_the_same_at_tp1_tp2_pp2(request, checkpoint, toy_data, tm
         assert curves[name] == pytest.approx(curves["tp1"], rel=1e-5, abs=1e-6), name
 
 
+def test_fused_head_trains_like_chunked_at_pp2(qwen2_mcore, toy_data, tmp_path):
+    """Tied embeddings at PP=2: the fused head's gradient reaches the last stage's tied copy and,
+    through megatron's embedding all-reduce, the embedding: the loss curve is chunked's."""
+    iters = ["--train-iters", "3"]
+    chunked = _losses(_train(1, qwen2_mcore, toy_data, tmp_path / "chunked", *iters).stdout)
+    fused = ["--pipeline-model-parallel-size", "2", "--logprob-impl", "fused-head"]
+    proc = _train(2, qwen2_mcore, toy_data, tmp_path / "fused", *iters, *fused)
+    assert len(chunked) == 3 and len(set(chunked)) == 3
+    assert _losses(proc.stdout) == pytest.approx(chunked, rel=1e-5, abs=1e-6)
+
+
 def _weights(run_dir):
     from megatron_o1p.checkpoint.reader import GlobalTensorReader, resolve_iteration_dir
 

@@ -7,8 +7,11 @@ import torch
 import torch.distributed as dist
 
 
-def gather_full(chunks: list, grads: bool = False) -> dict[str, torch.Tensor]:
-    """{TP=1/PP=1 parameter name: full fp32 tensor}, the same on every rank."""
+def gather_full(
+    chunks: list, grads: bool = False, grad_attr: str = "grad"
+) -> dict[str, torch.Tensor]:
+    """{TP=1/PP=1 parameter name: full fp32 tensor}, the same on every rank. With `grads`,
+    the gradients: `param.grad`, or megatron DDP's buffer with `grad_attr="main_grad"`."""
     from megatron.core import parallel_state
     from megatron.core.transformer.transformer_layer import get_transformer_layer_offset
 
@@ -19,7 +22,7 @@ def gather_full(chunks: list, grads: bool = False) -> dict[str, torch.Tensor]:
         chunk = getattr(chunk, "module", chunk)
         offset = get_transformer_layer_offset(chunk.config, vp_stage=index if virtual else None)
         for name, param in chunk.named_parameters():
-            tensor = param.grad if grads else param
+            tensor = getattr(param, grad_attr) if grads else param
             tensor = tensor.detach().float().contiguous()
             if getattr(param, "tensor_model_parallel", False) and tp > 1:
                 parts = [torch.empty_like(tensor) for _ in range(tp)]
