@@ -40,7 +40,9 @@ CHECKS_FILE = "checks.json"
 _BATCH_ROWS = 256
 """Rows per record batch: 256 rows of 16k tokens are 16 MB per int32 column."""
 _READ_BUFFER = 1 << 20
-"""Parquet read buffer: without one, pyarrow reads a whole column chunk (row group) at once."""
+"""Parquet read buffer: without one, pyarrow reads a whole column chunk (row group) at once.
+pyarrow's `pre_buffer` (on by default) is turned off too: it keeps every row group it read
+cached until the file is closed, so converting grew with the file."""
 TRAINING_COLUMNS = tuple(dict.fromkeys(c for columns in REQUIRED.values() for c in columns))
 """The columns any loss reads; the cache holds those the parquet has."""
 
@@ -138,7 +140,7 @@ def _write_rows(parquet: Path, out: Path) -> RowScan:
     import pyarrow.ipc as ipc
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(parquet, buffer_size=_READ_BUFFER)
+    source = pq.ParquetFile(parquet, buffer_size=_READ_BUFFER, pre_buffer=False)
     full = source.schema_arrow
     columns = [c for c in TRAINING_COLUMNS if c in full.names]
     schema = pa.schema([full.field(c) for c in columns], metadata=full.metadata)
