@@ -9,11 +9,12 @@ an uncompressed Arrow IPC file is the in-memory layout itself, so `pyarrow.memor
 every row as a zero-copy slice and a rank only touches the pages of the rows it trains on.
 
 The cache is valid while `checks.json` records this cache version and the parquet's current
-size and modification time (ns): `o1p ref-logprobs` rewrites the parquet, which changes both,
-so the next `o1p train` converts again. Conversion streams record batches (`_BATCH_ROWS` rows)
-from the parquet into a temporary folder that is renamed into place (`atomic.atomic_dir`), so
-a killed conversion never leaves a cache that looks valid; it runs under an exclusive `flock` of
-the parquet file, so the ranks of a node convert once and the others wait, then read it.
+size, modification time (ns) and inode: `o1p ref-logprobs` rewrites the parquet (atomically: a
+new file), which changes them, so the next `o1p train` converts again. Conversion streams
+record batches (`_BATCH_ROWS` rows) from the parquet into a temporary folder that is renamed
+into place (`atomic.atomic_dir`), so a killed conversion never leaves a cache that looks valid;
+it runs under an exclusive `flock` of the parquet file, so the ranks of a node convert once
+and the others wait, then read it.
 Delete the folder to drop the cache; a killed conversion leaves `.train.parquet.o1p-cache.tmp-PID`
 beside it, which can be deleted too.
 
@@ -56,7 +57,12 @@ def cache_dir(parquet: Path) -> Path:
 def source_key(parquet: Path) -> dict:
     """What the cache must record to be the copy of `parquet` as it is now."""
     stat = Path(parquet).stat()
-    return {"version": CACHE_VERSION, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {
+        "version": CACHE_VERSION,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "inode": stat.st_ino,  # an atomic rewrite is a new file, whatever the clock's grain
+    }
 
 
 def ensure_cache(parquet: Path) -> tuple[Path, dict]:
