@@ -22,6 +22,8 @@ Points in use:
                    is not renamed yet; the tracker names the previous checkpoint.
     save.renamed   checkpoint/saving.py: renamed to `iter_XXXXXXX` and `o1p_checkpoint.json`
                    replaced, but the tracker (the commit point) still names the previous one.
+    dataset_cache.written  training/dataset_cache.py: the mmap copy of a training parquet is
+                   complete in its temporary folder, not renamed yet (under the file's lock).
 """
 
 from __future__ import annotations

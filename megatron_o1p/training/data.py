@@ -1,6 +1,7 @@
 """Training data: scored rows -> padded, length-grouped micro-batches (batch-first).
 
-Columns read from the parquet file (one row per sequence; DPO: one row per pair):
+Columns read from the dataset (one row per sequence; DPO: one row per pair), through its
+memory-mapped copy (`training/token_dataset.py`: rows are read when a micro-batch needs them):
 
     o1-pruner: prompt_ids, response_ids, advantage (normalised R_LH), ref_logprobs
                (log pi_ref of each response token, from `o1p ref-logprobs`)
@@ -17,18 +18,14 @@ next `global_batch_size` rows (an incomplete last batch is dropped), data-parall
 its contiguous share, sorted by length so each micro-batch pads little. The position in the
 data is therefore a function of the iteration alone, which is what resume restores.
 
-Tested by tests/unit/training/test_trainer.py and tests/distributed/test_train.py.
+Tested by tests/unit/training/test_data.py and tests/distributed/test_train.py.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-
-from megatron_o1p.errors import DataError
 
 REQUIRED = {
     "o1-pruner": ("prompt_ids", "response_ids", "advantage", "ref_logprobs"),
@@ -41,6 +38,8 @@ REQUIRED = {
         "ref_rejected_logprob",
     ),
 }
+TOKEN_COLUMNS = ("prompt_ids", "response_ids", "chosen_ids", "rejected_ids")
+"""The token-id columns; a loss reads those of them in REQUIRED[loss]."""
 
 
 @dataclass
@@ -63,66 +62,6 @@ def make_sequence(prompt, response, seq_length: int, **extra) -> Sequence:
     if seq.ref_logprobs is not None:
         seq.ref_logprobs = list(seq.ref_logprobs)[: max(0, len(seq.tokens) - len(prompt))]
     return seq
-
-
-def load_rows(path: Path, loss: str) -> list[dict]:
-    """Read and validate the dataset; one-line DataError naming the file, row and fix."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("not found; build it with `o1p build-dataset`", path=str(path))
-    table = pq.read_table(path)
-    missing = [c for c in REQUIRED[loss] if c not in table.column_names]
-    if missing:
-        fix = (
-            "run `o1p ref-logprobs` on it first"
-            if any("ref" in c for c in missing)
-            else "rebuild it with `o1p build-dataset`"
-        )
-        raise DataError(f"missing column(s) {missing} for --loss {loss}; {fix}", path=str(path))
-    rows = table.select(list(REQUIRED[loss])).to_pylist()
-    if not rows:
-        raise DataError("has no rows; check the build-dataset step", path=str(path))
-    for index, row in enumerate(rows):
-        _check_row(row, loss, path, index)
-    return rows
-
-
-def _check_row(row: dict, loss: str, path: Path, index: int) -> None:
-    if not row["prompt_ids"]:
-        raise DataError("prompt_ids is empty; rebuild the dataset", path=str(path), row=index)
-    for key in ("advantage", "ref_chosen_logprob", "ref_rejected_logprob"):
-        if key in row and not math.isfinite(row[key]):
-            raise DataError(
-                f"{key} is {row[key]}; rebuild the dataset (rewards must be finite)",
-                path=str(path),
-                row=index,
-            )
-    if loss == "o1-pruner" and len(row["ref_logprobs"]) != len(row["response_ids"]):
-        raise DataError(
-            f"ref_logprobs has {len(row['ref_logprobs'])} values for "
-            f"{len(row['response_ids'])} response tokens; rerun `o1p ref-logprobs`",
-            path=str(path),
-            row=index,
-        )
-
-
-def to_sequences(rows: list[dict], loss: str, seq_length: int) -> list[list[Sequence]]:
-    """One list per row: [sequence] for o1-pruner/sft, [chosen, rejected] for dpo."""
-    return [_row_sequences(row, loss, seq_length) for row in rows]
-
-
-def _row_sequences(row: dict, loss: str, seq_length: int) -> list[Sequence]:
-    prompt = row["prompt_ids"]
-    if loss == "dpo":
-        chosen, rejected = row["ref_chosen_logprob"], row["ref_rejected_logprob"]
-        return [
-            make_sequence(prompt, row["chosen_ids"], seq_length, ref_seq_logprob=chosen),
-            make_sequence(prompt, row["rejected_ids"], seq_length, ref_seq_logprob=rejected),
-        ]
-    extra = {"ref_logprobs": row.get("ref_logprobs"), "advantage": row.get("advantage", 0.0)}
-    return [make_sequence(prompt, row["response_ids"], seq_length, **extra)]
 
 
 def collate(sequences: list[Sequence], pad_to: int, pad_id: int = 0) -> dict:
@@ -166,11 +105,16 @@ def collate_padded(sequences: list[Sequence], pad_multiple: int, fixed_length: i
 
 
 class StepBatches:
-    """Which rows each optimizer step uses, on this data-parallel rank."""
+    """Which rows each optimizer step uses, on this data-parallel rank.
+
+    `examples` is a `training/token_dataset.TokenDataset` (what `o1p train` passes: rows are
+    read when a micro-batch needs them, lengths come from its `row_lengths`), or a plain list of
+    per-row sequences (`testing/eager_data.to_sequences`); both give the same batches.
+    """
 
     def __init__(
         self,
-        examples: list[list[Sequence]],
+        examples,
         global_batch_size: int,
         micro_batch_size: int,
         dp_rank: int,
@@ -181,6 +125,10 @@ class StepBatches:
         self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
         self.dp_rank, self.dp_size = dp_rank, dp_size
         self.steps_per_epoch = len(examples) // global_batch_size
+        self.row_lengths = getattr(examples, "row_lengths", None)
+        """Per row, the length of its longest sequence (tokens, after the cut): the sort key."""
+        if self.row_lengths is None:
+            self.row_lengths = [max(len(s.tokens) for s in row) for row in examples]
 
     def global_rows_of_step(self, iteration: int) -> list[int]:
         """Every row of step `iteration`, over all data-parallel ranks."""
@@ -197,13 +145,12 @@ class StepBatches:
 
     def micro_batches(self, iteration: int, pad_multiple: int, fixed_length: int | None):
         """The micro-batch dicts of step `iteration` for this rank, shortest first."""
-        rows = sorted(
-            self.rows_of_step(iteration), key=lambda r: max(len(s.tokens) for s in self.examples[r])
-        )
+        lengths = self.row_lengths
+        rows = sorted(self.rows_of_step(iteration), key=lambda r: int(lengths[r]))
         out = []
         for i in range(0, len(rows), self.micro_batch_size):
-            group = rows[i : i + self.micro_batch_size]
+            group = [self.examples[r] for r in rows[i : i + self.micro_batch_size]]
             # DPO: chosen rows first, then rejected, as forward_step expects
-            seqs = [self.examples[r][k] for k in range(len(self.examples[group[0]])) for r in group]
+            seqs = [row[k] for k in range(len(group[0])) for row in group]
             out.append(collate_padded(seqs, pad_multiple, fixed_length))
         return out

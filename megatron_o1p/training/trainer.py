@@ -47,8 +47,7 @@ from megatron_o1p.training.reporting import (
     flops_per_token,
     reduce_reports,
 )
-
-_TOKEN_COLUMNS = ("prompt_ids", "response_ids", "chosen_ids", "rejected_ids")
+from megatron_o1p.training.token_dataset import TokenDataset, open_dataset
 
 
 @dataclass
@@ -61,8 +60,8 @@ class TrainingRun:
     resume: bool
     state: object
     """This process's `distributed.initialize.ParallelState`."""
-    examples: list
-    """Per dataset row: its sequence(s) (`training/data.py`)."""
+    examples: TokenDataset
+    """Per dataset row: its sequence(s), read when a micro-batch needs them."""
     batches: train_data.StepBatches
     total_iters: int
     chunks: list
@@ -136,10 +135,9 @@ def _warn_about_settings(cfg: TrainConfig) -> None:
 
 def _build(cfg: TrainConfig) -> TrainingRun:
     """Preflight (no collective yet), then process groups, data order, model, optimizer."""
-    checkpoint, resume, rows = _preflight(cfg)
+    checkpoint, resume, examples = _preflight(cfg)
     state = initialize_for(checkpoint, cfg.parallel, seed=cfg.seed)
     micro_per_step = cfg.check_data_parallel(state.dp_size)
-    examples = train_data.to_sequences(rows, cfg.loss.loss, cfg.model.seq_length)
     batches = train_data.StepBatches(
         examples,
         cfg.global_batch_size,
@@ -181,8 +179,8 @@ def _resume_source(cfg: TrainConfig) -> tuple[Path, bool]:
     return Path(cfg.model.load), False
 
 
-def _preflight(cfg: TrainConfig) -> tuple[Checkpoint, bool, list[dict]]:
-    """Check the checkpoint and the data against each other and the config; read the rows."""
+def _preflight(cfg: TrainConfig) -> tuple[Checkpoint, bool, TokenDataset]:
+    """Check the checkpoint and the data against each other and the config; map the rows."""
     source, resume = _resume_source(cfg)
     checkpoint = read_checkpoint(source)
     arch = checkpoint.arch
@@ -196,28 +194,15 @@ def _preflight(cfg: TrainConfig) -> tuple[Checkpoint, bool, list[dict]]:
             f"--freeze-layers {cfg.freeze_layers} exceeds the model's {arch.num_layers} "
             "layers; give at most that many"
         )
-    rows = train_data.load_rows(cfg.data, cfg.loss.loss)
+    dataset = open_dataset(cfg.data, cfg.loss.loss, cfg.model.seq_length)
     check_dataset_tokenizer(cfg.data, source)
-    _check_token_ids(cfg.data, rows, arch.vocab_size)
-    if len(rows) < cfg.global_batch_size:
+    dataset.check_token_ids(arch.vocab_size)
+    if len(dataset) < cfg.global_batch_size:
         raise DataError(
-            f"{len(rows)} rows, fewer than --global-batch-size {cfg.global_batch_size}",
+            f"{len(dataset)} rows, fewer than --global-batch-size {cfg.global_batch_size}",
             path=str(cfg.data),
         )
-    return checkpoint, resume, rows
-
-
-def _check_token_ids(data: Path, rows: list[dict], vocab_size: int) -> None:
-    columns = [c for c in _TOKEN_COLUMNS if c in rows[0]]
-    for index, row in enumerate(rows):
-        top = max(max(row[c], default=0) for c in columns)
-        if top >= vocab_size:
-            raise DataError(
-                f"token id {top} >= the checkpoint's vocab size {vocab_size}: the data was "
-                "tokenized with another tokenizer; rebuild it with the model's tokenizer",
-                path=str(data),
-                row=index,
-            )
+    return checkpoint, resume, dataset
 
 
 def _build_model(cfg: TrainConfig, checkpoint: Checkpoint, state):
@@ -348,14 +333,15 @@ def _optimizer_step(run: TrainingRun) -> tuple[bool, float | None, float]:
 
 def _report(run: TrainingRun, iteration: int, reports, lr, grad_norm, update_successful):
     """The step's metrics, reduced over micro-batches and ranks (every rank gets them)."""
-    sequences = [s for r in run.batches.global_rows_of_step(iteration) for s in run.examples[r]]
+    # every rank's rows, from the offsets alone: no other rank's tokens are read
+    sequences = run.examples.sequence_lengths(run.batches.global_rows_of_step(iteration))
     return StepReport(
         metrics=reduce_reports(reports, run.state),
         lr=lr,
         grad_norm=grad_norm,
         update_skipped=not update_successful,
-        truncated_frac=sum(s.truncated for s in sequences) / len(sequences),
-        tokens=sum(len(s.tokens) - 1 for s in sequences),
+        truncated_frac=sum(cut for _, cut in sequences) / len(sequences),
+        tokens=sum(length - 1 for length, _ in sequences),
     )
 
 
