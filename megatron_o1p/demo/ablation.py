@@ -3,7 +3,9 @@
     o1p demo --ablation [--workdir runs/demo] [--ablation-rounds 3]
 
 Every variant starts from the demo's own base model (trained or reused from the workdir) and
-runs its O1-Pruner rounds through the same stages as the demo (`pipeline.prune_round`); after
+runs its O1-Pruner rounds through the same stages as the demo (`pipeline.prune_round`); its
+first round trains on the demo's own first-round data (`<workdir>/round1`, the same samples of
+the same base model: a variant changes training only), later rounds sample their own; after
 each round its pruned model is evaluated greedy on the demo's test set. A variant is a change
 of the pruning runs' `--ratio` (token / sequence) and clip (symmetric / clip-higher) only, so
 the rows differ by what they name. Each row: greedy accuracy, length, the share of the
@@ -22,7 +24,13 @@ import functools
 from pathlib import Path
 
 from megatron_o1p.demo.oracle import oracle_report
-from megatron_o1p.demo.pipeline import DemoContext, evaluate_model, prepare_base, prune_round
+from megatron_o1p.demo.pipeline import (
+    DemoContext,
+    collect_round,
+    evaluate_model,
+    prepare_base,
+    prune_round,
+)
 from megatron_o1p.demo.runner import Runner, Stages
 from megatron_o1p.demo.settings import SIZES, DemoRecipe
 from megatron_o1p.evaluation.compare import compare_table
@@ -51,7 +59,8 @@ def run_ablation(
     demo_size = SIZES[size]
     variants = VARIANTS if variants is None else variants
     workdir.mkdir(parents=True, exist_ok=True)
-    runner, stages = Runner(workdir, log), Stages(workdir, log, total=3)
+    # the task, the base model, its evaluation, and round 1's five data stages
+    runner, stages = Runner(workdir, log), Stages(workdir, log, total=8)
     root = DemoContext(workdir, demo_size, DemoRecipe(), runner, stages, train_base=train_base)
     prepare_base(root)
     baseline = workdir / "ablation" / "baseline"
@@ -60,14 +69,17 @@ def run_ablation(
         functools.partial(evaluate_model, root, root.base.hf, baseline),
         settings=root.base_settings,
     )
+    first_round = collect_round(root, 1, root.base)
     rows = []
     for name, changes in variants.items():
-        ctx = _variant_context(
-            root, name, dataclasses.replace(root.recipe, rounds=rounds, **changes)
-        )
+        require_training_only(name, changes)
+        recipe = dataclasses.replace(root.recipe, rounds=rounds, **changes)
+        ctx = _variant_context(root, name, recipe)
         reference = ctx.base
         for number in range(1, rounds + 1):
-            reference = prune_round(ctx, number, reference)
+            # round 1 trains on the demo's own first-round data (the base model's samples)
+            data = first_round if number == 1 else None
+            reference = prune_round(ctx, number, reference, data=data)
             pruned = ctx.pruner_names[number - 1]
             ctx.stage(
                 f"evaluate round {number}",
@@ -79,12 +91,28 @@ def run_ablation(
     return rows
 
 
+TRAINING_FIELDS = ("o1p_ratio", "o1p_epsilon_high", "o1p_lr", "o1p_epochs")
+"""The DemoRecipe fields a variant may change: round 1's data is shared, so it must not
+depend on them."""
+
+
+def require_training_only(name: str, changes: dict) -> None:
+    """A one-line error for a variant that changes how round 1's data is made."""
+    others = sorted(set(changes) - set(TRAINING_FIELDS))
+    if others:
+        raise ValueError(
+            f"ablation variant {name!r} changes {others}: a variant may change only "
+            f"{', '.join(TRAINING_FIELDS)} (its first round trains on the demo's data)"
+        )
+
+
 def _variant_context(root: DemoContext, name: str, recipe: DemoRecipe) -> DemoContext:
     folder = root.workdir / "ablation" / name
     folder.mkdir(parents=True, exist_ok=True)
     log = root.runner.log
-    # per round: sample, grade, build-dataset, ref-logprobs, train, evaluate; analyze once
-    stages = Stages(folder, log, total=6 * recipe.rounds + 1)
+    # round 1: train, evaluate (its data is the demo's); later rounds: convert the reference,
+    # sample, grade, build-dataset, ref-logprobs, train, evaluate
+    stages = Stages(folder, log, total=2 + 7 * (recipe.rounds - 1))
     return DemoContext(folder, root.size, recipe, Runner(folder, log), stages, shared=root.workdir)
 
 
