@@ -39,9 +39,9 @@ CLIP_HIGHER = 0.28
 """--epsilon-high of the clip-higher variants (DAPO's value; --epsilon stays 0.2)."""
 
 VARIANTS = {
-    "token-symmetric": {"o1p_ratio": "token"},
+    "token-symmetric": {"o1p_ratio": "token", "o1p_epsilon_high": None},
     "token-clip-higher": {"o1p_ratio": "token", "o1p_epsilon_high": CLIP_HIGHER},
-    "sequence-symmetric": {"o1p_ratio": "sequence"},
+    "sequence-symmetric": {"o1p_ratio": "sequence", "o1p_epsilon_high": None},
     "sequence-clip-higher": {"o1p_ratio": "sequence", "o1p_epsilon_high": CLIP_HIGHER},
 }
 """name -> DemoRecipe fields it changes."""
@@ -58,6 +58,8 @@ def run_ablation(
     """Run every variant for `rounds` rounds; returns one table row per (variant, round)."""
     demo_size = SIZES[size]
     variants = VARIANTS if variants is None else variants
+    for name, changes in variants.items():
+        require_training_only(name, changes)
     workdir.mkdir(parents=True, exist_ok=True)
     # the task, the base model, its evaluation, and round 1's five data stages
     runner, stages = Runner(workdir, log), Stages(workdir, log, total=8)
@@ -72,7 +74,6 @@ def run_ablation(
     first_round = collect_round(root, 1, root.base)
     rows = []
     for name, changes in variants.items():
-        require_training_only(name, changes)
         recipe = dataclasses.replace(root.recipe, rounds=rounds, **changes)
         ctx = _variant_context(root, name, recipe)
         reference = ctx.base

@@ -151,9 +151,16 @@ class PruneRound:
         return self.directory / "data" / "train.parquet"
 
 
-def run_demo(workdir: Path, size: str = "full", log=print, train_base: bool = False) -> dict:
-    """Run every stage in `workdir`; returns the comparison rows and paths of the outputs."""
-    demo_size, recipe = SIZES[size], DemoRecipe()
+def run_demo(
+    workdir: Path,
+    size: str = "full",
+    log=print,
+    train_base: bool = False,
+    recipe: DemoRecipe | None = None,
+) -> dict:
+    """Run every stage in `workdir`; returns the comparison rows and paths of the outputs.
+    `recipe`: the demo's own (`DemoRecipe()`) unless given."""
+    demo_size, recipe = SIZES[size], recipe or DemoRecipe()
     workdir.mkdir(parents=True, exist_ok=True)
     # task, base; per round: (convert,) sample, grade, build, ref, train; analyze; 2 baselines;
     # evaluate, compare
