@@ -70,6 +70,7 @@ def run_ablation(
         "ablation: evaluate the base model",
         functools.partial(evaluate_model, root, root.base.hf, baseline),
         settings=root.base_settings,
+        outputs=[baseline],
     )
     first_round = collect_round(root, 1, root.base)
     rows = []
@@ -82,12 +83,10 @@ def run_ablation(
             data = first_round if number == 1 else None
             reference = prune_round(ctx, number, reference, data=data)
             pruned = ctx.pruner_names[number - 1]
-            ctx.stage(
-                f"evaluate round {number}",
-                functools.partial(
-                    evaluate_model, ctx, ctx.runs_dir / pruned / "hf", ctx.eval_dir / pruned
-                ),
+            evaluate = functools.partial(
+                evaluate_model, ctx, ctx.runs_dir / pruned / "hf", ctx.eval_dir / pruned
             )
+            ctx.stage(f"evaluate round {number}", evaluate, outputs=[ctx.eval_dir / pruned])
             rows.append(ablation_row(baseline, ctx.eval_dir / pruned, demo_size.task, name, number))
     return rows
 

@@ -88,9 +88,11 @@ class DemoContext:
             "recipe": {k: getattr(self.recipe, k) for k in _BASE_RECIPE_KEYS},
         }
 
-    def stage(self, name: str, body, *, settings: dict | None = None) -> None:
-        """Run stage `name` (skipped when done with the same settings; default: all)."""
-        self.stages.run(name, self.settings if settings is None else settings, body)
+    def stage(self, name: str, body, *, settings: dict | None = None, outputs=()) -> None:
+        """Run stage `name` (skipped when done with the same settings; default: all);
+        `outputs`: folders removed first when it last ran with other settings."""
+        settings = self.settings if settings is None else settings
+        self.stages.run(name, settings, body, outputs=outputs)
 
     @property
     def task_dir(self) -> Path:
@@ -175,7 +177,8 @@ def run_demo(
     models = {"baseline": ctx.base.hf}
     for name in ("sft-shortest", "dpo", *ctx.pruner_names):
         models[name] = ctx.runs_dir / name / "hf"
-    ctx.stage("evaluate", functools.partial(_evaluate_all, ctx, models), settings=ctx.all_settings)
+    evaluate = functools.partial(_evaluate_all, ctx, models)
+    ctx.stage("evaluate", evaluate, settings=ctx.all_settings, outputs=[ctx.eval_dir])
     ctx.stage("compare", functools.partial(_compare, ctx, models), settings=ctx.all_settings)
     return {
         "disharmony": (ctx.round_dir(1) / "analysis" / "table.txt").read_text(),
@@ -302,8 +305,8 @@ def collect_round(ctx: DemoContext, number: int, reference: ModelDirs) -> PruneR
     if number > 1:
         convert = functools.partial(_reference_to_mcore, ctx, reference)
         ctx.stage(f"convert the reference{rnd.tag}", convert)
-    ctx.stage(f"sample{rnd.tag}", functools.partial(_sample, ctx, rnd))
-    ctx.stage(f"grade{rnd.tag}", functools.partial(_grade, ctx, rnd))
+    ctx.stage(f"sample{rnd.tag}", functools.partial(_sample, ctx, rnd), outputs=[rnd.rollouts])
+    ctx.stage(f"grade{rnd.tag}", functools.partial(_grade, ctx, rnd), outputs=[rnd.graded])
     if number == 1:
         ctx.stage("analyze (length disharmony)", functools.partial(_analyze, ctx, rnd))
     ctx.stage(f"build-dataset{rnd.tag}", functools.partial(_build_dataset, ctx, rnd))

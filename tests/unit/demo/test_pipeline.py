@@ -71,9 +71,10 @@ def test_marker_keys_are_unchanged():
     ctx = pipeline.DemoContext(
         Path("w"), pipeline.SIZES["ci"], pipeline.DemoRecipe(), runner=None, stages=None
     )
-    # changed once, on purpose, when the recipe gained o1p_ratio and o1p_epsilon_high (the
-    # ablation's knobs): a cached workdir reruns its pruning stages, never the base model
-    assert fingerprint(ctx.settings) == "5c6f7c6ff07ce312"
+    # changed on purpose twice: when the recipe gained o1p_ratio and o1p_epsilon_high (the
+    # ablation's knobs), and when `rounds` left the rounds' settings (a round does not depend
+    # on how many follow); a cached workdir reruns its pruning stages, never the base model
+    assert fingerprint(ctx.settings) == "f6e3082dd860bcbd"
     assert fingerprint(ctx.base_settings) == "95a1ca17a687bf3f"
 
 
@@ -91,3 +92,26 @@ def test_stages_rerun_on_other_settings_and_runner_reports_failures(tmp_path, mo
     monkeypatch.setattr(subprocess, "Popen", Failing)
     with pytest.raises(SetupError, match=r"demo stage failed \(exit 3\): o1p evaluate --x 1"):
         Runner(tmp_path, log=lambda line: None).o1p("evaluate", "--x", 1)
+
+
+def test_a_stage_resumes_its_outputs_under_the_same_settings_and_clears_them_under_others(
+    tmp_path,
+):
+    out = tmp_path / "rollouts"
+    seen = []
+
+    def sample(fail=False):
+        seen.append(sorted(p.name for p in out.glob("*")))
+        out.mkdir(exist_ok=True)
+        (out / f"shard{len(seen)}").touch()
+        if fail:
+            raise KeyboardInterrupt  # killed half-way: the marker says started, not done
+
+    stages = Stages(tmp_path, log=lambda line: None)
+    with pytest.raises(KeyboardInterrupt):
+        stages.run("sample", {"lr": 1}, lambda: sample(fail=True), outputs=[out])
+    stages.run("sample", {"lr": 1}, sample, outputs=[out])  # resumes what is there
+    stages.run("sample", {"lr": 1}, sample, outputs=[out])  # done: skipped
+    stages.run("sample", {"lr": 2}, sample, outputs=[out])  # another model: starts clean
+    assert seen == [[], ["shard1"], []]
+    assert json.loads((tmp_path / ".stages" / "sample.json").read_text())["done"] is True
