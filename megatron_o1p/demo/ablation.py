@@ -3,7 +3,9 @@
     o1p demo --ablation [--workdir runs/demo] [--ablation-rounds 3]
 
 Every variant starts from the demo's own base model (trained or reused from the workdir) and
-runs its O1-Pruner rounds through the same stages as the demo (`pipeline.prune_round`); after
+runs its O1-Pruner rounds through the same stages as the demo (`pipeline.prune_round`); its
+first round trains on the demo's own first-round data (`<workdir>/round1`, the same samples of
+the same base model: a variant changes training only), later rounds sample their own; after
 each round its pruned model is evaluated greedy on the demo's test set. A variant is a change
 of the pruning runs' `--ratio` (token / sequence) and clip (symmetric / clip-higher) only, so
 the rows differ by what they name. Each row: greedy accuracy, length, the share of the
@@ -22,7 +24,13 @@ import functools
 from pathlib import Path
 
 from megatron_o1p.demo.oracle import oracle_report
-from megatron_o1p.demo.pipeline import DemoContext, evaluate_model, prepare_base, prune_round
+from megatron_o1p.demo.pipeline import (
+    DemoContext,
+    collect_round,
+    evaluate_model,
+    prepare_base,
+    prune_round,
+)
 from megatron_o1p.demo.runner import Runner, Stages
 from megatron_o1p.demo.settings import SIZES, DemoRecipe
 from megatron_o1p.evaluation.compare import compare_table
@@ -31,9 +39,9 @@ CLIP_HIGHER = 0.28
 """--epsilon-high of the clip-higher variants (DAPO's value; --epsilon stays 0.2)."""
 
 VARIANTS = {
-    "token-symmetric": {"o1p_ratio": "token"},
+    "token-symmetric": {"o1p_ratio": "token", "o1p_epsilon_high": None},
     "token-clip-higher": {"o1p_ratio": "token", "o1p_epsilon_high": CLIP_HIGHER},
-    "sequence-symmetric": {"o1p_ratio": "sequence"},
+    "sequence-symmetric": {"o1p_ratio": "sequence", "o1p_epsilon_high": None},
     "sequence-clip-higher": {"o1p_ratio": "sequence", "o1p_epsilon_high": CLIP_HIGHER},
 }
 """name -> DemoRecipe fields it changes."""
@@ -50,8 +58,11 @@ def run_ablation(
     """Run every variant for `rounds` rounds; returns one table row per (variant, round)."""
     demo_size = SIZES[size]
     variants = VARIANTS if variants is None else variants
+    for name, changes in variants.items():
+        require_training_only(name, changes)
     workdir.mkdir(parents=True, exist_ok=True)
-    runner, stages = Runner(workdir, log), Stages(workdir, log, total=3)
+    # the task, the base model, its evaluation, and round 1's five data stages
+    runner, stages = Runner(workdir, log), Stages(workdir, log, total=8)
     root = DemoContext(workdir, demo_size, DemoRecipe(), runner, stages, train_base=train_base)
     prepare_base(root)
     baseline = workdir / "ablation" / "baseline"
@@ -59,32 +70,49 @@ def run_ablation(
         "ablation: evaluate the base model",
         functools.partial(evaluate_model, root, root.base.hf, baseline),
         settings=root.base_settings,
+        outputs=[baseline],
     )
+    first_round = collect_round(root, 1, root.base)
     rows = []
     for name, changes in variants.items():
-        ctx = _variant_context(
-            root, name, dataclasses.replace(root.recipe, rounds=rounds, **changes)
-        )
+        recipe = dataclasses.replace(root.recipe, rounds=rounds, **changes)
+        ctx = _variant_context(root, name, recipe)
         reference = ctx.base
         for number in range(1, rounds + 1):
-            reference = prune_round(ctx, number, reference)
+            # round 1 trains on the demo's own first-round data (the base model's samples)
+            data = first_round if number == 1 else None
+            reference = prune_round(ctx, number, reference, data=data)
             pruned = ctx.pruner_names[number - 1]
-            ctx.stage(
-                f"evaluate round {number}",
-                functools.partial(
-                    evaluate_model, ctx, ctx.runs_dir / pruned / "hf", ctx.eval_dir / pruned
-                ),
+            evaluate = functools.partial(
+                evaluate_model, ctx, ctx.runs_dir / pruned / "hf", ctx.eval_dir / pruned
             )
+            ctx.stage(f"evaluate round {number}", evaluate, outputs=[ctx.eval_dir / pruned])
             rows.append(ablation_row(baseline, ctx.eval_dir / pruned, demo_size.task, name, number))
     return rows
+
+
+TRAINING_FIELDS = ("o1p_ratio", "o1p_epsilon_high", "o1p_lr", "o1p_epochs")
+"""The DemoRecipe fields a variant may change: round 1's data is shared, so it must not
+depend on them."""
+
+
+def require_training_only(name: str, changes: dict) -> None:
+    """A one-line error for a variant that changes how round 1's data is made."""
+    others = sorted(set(changes) - set(TRAINING_FIELDS))
+    if others:
+        raise ValueError(
+            f"ablation variant {name!r} changes {others}: a variant may change only "
+            f"{', '.join(TRAINING_FIELDS)} (its first round trains on the demo's data)"
+        )
 
 
 def _variant_context(root: DemoContext, name: str, recipe: DemoRecipe) -> DemoContext:
     folder = root.workdir / "ablation" / name
     folder.mkdir(parents=True, exist_ok=True)
     log = root.runner.log
-    # per round: sample, grade, build-dataset, ref-logprobs, train, evaluate; analyze once
-    stages = Stages(folder, log, total=6 * recipe.rounds + 1)
+    # round 1: train, evaluate (its data is the demo's); later rounds: convert the reference,
+    # sample, grade, build-dataset, ref-logprobs, train, evaluate
+    stages = Stages(folder, log, total=2 + 7 * (recipe.rounds - 1))
     return DemoContext(folder, root.size, recipe, Runner(folder, log), stages, shared=root.workdir)
 
 

@@ -25,6 +25,7 @@ half-way resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 from dataclasses import asdict, dataclass
@@ -68,8 +69,16 @@ class DemoContext:
 
     @property
     def settings(self) -> dict:
-        """The marker settings of every stage after the base model: all of size and recipe."""
-        return {"size": asdict(self.size), "recipe": asdict(self.recipe)}
+        """The marker settings of every stage after the base model: all of size and recipe
+        but the number of rounds (a round does not depend on how many follow it, so raising
+        `rounds` runs only the new rounds)."""
+        recipe = {k: v for k, v in asdict(self.recipe).items() if k != "rounds"}
+        return {"size": asdict(self.size), "recipe": recipe}
+
+    @property
+    def all_settings(self) -> dict:
+        """The marker settings of the stages that read every round's model."""
+        return self.settings | {"rounds": self.recipe.rounds}
 
     @property
     def base_settings(self) -> dict:
@@ -79,9 +88,11 @@ class DemoContext:
             "recipe": {k: getattr(self.recipe, k) for k in _BASE_RECIPE_KEYS},
         }
 
-    def stage(self, name: str, body, *, settings: dict | None = None) -> None:
-        """Run stage `name` (skipped when done with the same settings; default: all)."""
-        self.stages.run(name, self.settings if settings is None else settings, body)
+    def stage(self, name: str, body, *, settings: dict | None = None, outputs=()) -> None:
+        """Run stage `name` (skipped when done with the same settings; default: all);
+        `outputs`: folders removed first when it last ran with other settings."""
+        settings = self.settings if settings is None else settings
+        self.stages.run(name, settings, body, outputs=outputs)
 
     @property
     def task_dir(self) -> Path:
@@ -126,7 +137,7 @@ class PruneRound:
     out: Path
     """`runs/<name>`: the pruned model (`mcore/`, `hf/`)."""
     tag: str
-    """Appended to stage names when there are several rounds."""
+    """Appended to the names of its stages."""
 
     @property
     def rollouts(self) -> Path:
@@ -142,11 +153,20 @@ class PruneRound:
         return self.directory / "data" / "train.parquet"
 
 
-def run_demo(workdir: Path, size: str = "full", log=print, train_base: bool = False) -> dict:
-    """Run every stage in `workdir`; returns the comparison rows and paths of the outputs."""
-    demo_size, recipe = SIZES[size], DemoRecipe()
+def run_demo(
+    workdir: Path,
+    size: str = "full",
+    log=print,
+    train_base: bool = False,
+    recipe: DemoRecipe | None = None,
+) -> dict:
+    """Run every stage in `workdir`; returns the comparison rows and paths of the outputs.
+    `recipe`: the demo's own (`DemoRecipe()`) unless given."""
+    demo_size, recipe = SIZES[size], recipe or DemoRecipe()
     workdir.mkdir(parents=True, exist_ok=True)
-    stages = Stages(workdir, log, total=2 + 5 * recipe.rounds + 1 + 2 + 2)
+    # task, base; per round: (convert,) sample, grade, build, ref, train; analyze; 2 baselines;
+    # evaluate, compare
+    stages = Stages(workdir, log, total=6 * recipe.rounds + 6)
     runner = Runner(workdir, log)
     ctx = DemoContext(workdir, demo_size, recipe, runner, stages, train_base=train_base)
     prepare_base(ctx)
@@ -157,8 +177,9 @@ def run_demo(workdir: Path, size: str = "full", log=print, train_base: bool = Fa
     models = {"baseline": ctx.base.hf}
     for name in ("sft-shortest", "dpo", *ctx.pruner_names):
         models[name] = ctx.runs_dir / name / "hf"
-    ctx.stage("evaluate", functools.partial(_evaluate_all, ctx, models))
-    ctx.stage("compare", functools.partial(_compare, ctx, models))
+    evaluate = functools.partial(_evaluate_all, ctx, models)
+    ctx.stage("evaluate", evaluate, settings=ctx.all_settings, outputs=[ctx.eval_dir])
+    ctx.stage("compare", functools.partial(_compare, ctx, models), settings=ctx.all_settings)
     return {
         "disharmony": (ctx.round_dir(1) / "analysis" / "table.txt").read_text(),
         "compare": (workdir / "compare" / "table.txt").read_text(),
@@ -254,25 +275,52 @@ def _train_base(ctx: DemoContext) -> None:
 # --------------------------------------------------------------------------- pruning rounds
 
 
-def prune_round(ctx: DemoContext, number: int, reference: ModelDirs) -> ModelDirs:
+def prune_round(
+    ctx: DemoContext, number: int, reference: ModelDirs, data: PruneRound | None = None
+) -> ModelDirs:
     """One O1-Pruner round from `reference`: sample, grade, build the R_LH dataset, reference
-    log-probs, train at TP=2. Returns the pruned model as the next round's reference
-    (re-converted, so the next run starts fresh rather than resuming)."""
+    log-probs (`collect_round`), train at TP=2. Returns the pruned model, the next round's
+    reference (whose megatron copy the next round converts from its HF folder, so its
+    training starts fresh rather than resuming).
+
+    `data`: a round another run collected, to train on instead (an ablation variant's first
+    round trains on the demo's: the same samples of the same base model, since a variant
+    changes training only)."""
+    rnd = data or collect_round(ctx, number, reference)
+    rnd = dataclasses.replace(rnd, out=ctx.runs_dir / ctx.pruner_names[number - 1])
+    train = functools.partial(_train_pruner, ctx, rnd)
+    ctx.stage(f"train o1-pruner{_round_tag(number)}, TP=2", train)
+    return ModelDirs(rnd.out / "hf", rnd.out / "ref_mcore")
+
+
+def collect_round(ctx: DemoContext, number: int, reference: ModelDirs) -> PruneRound:
+    """A round's data: samples from its reference, graded, scored, with reference log-probs."""
     rnd = PruneRound(
         number=number,
         directory=ctx.round_dir(number),
         reference=reference,
         out=ctx.runs_dir / ctx.pruner_names[number - 1],
-        tag=f" (round {number})" if ctx.recipe.rounds > 1 else "",
+        tag=_round_tag(number),
     )
-    ctx.stage(f"sample{rnd.tag}", functools.partial(_sample, ctx, rnd))
-    ctx.stage(f"grade{rnd.tag}", functools.partial(_grade, ctx, rnd))
+    if number > 1:
+        convert = functools.partial(_reference_to_mcore, ctx, reference)
+        ctx.stage(f"convert the reference{rnd.tag}", convert)
+    ctx.stage(f"sample{rnd.tag}", functools.partial(_sample, ctx, rnd), outputs=[rnd.rollouts])
+    ctx.stage(f"grade{rnd.tag}", functools.partial(_grade, ctx, rnd), outputs=[rnd.graded])
     if number == 1:
         ctx.stage("analyze (length disharmony)", functools.partial(_analyze, ctx, rnd))
     ctx.stage(f"build-dataset{rnd.tag}", functools.partial(_build_dataset, ctx, rnd))
     ctx.stage(f"ref-logprobs{rnd.tag}", functools.partial(_ref_logprobs, ctx, rnd))
-    ctx.stage(f"train o1-pruner{rnd.tag}, TP=2", functools.partial(_train_pruner, ctx, rnd))
-    return ModelDirs(rnd.out / "hf", rnd.out / "ref_mcore")
+    return rnd
+
+
+def _round_tag(number: int) -> str:
+    return f" (round {number})"
+
+
+def _reference_to_mcore(ctx: DemoContext, reference: ModelDirs) -> None:
+    shutil.rmtree(reference.mcore, ignore_errors=True)
+    ctx.runner.o1p("convert", "hf-to-mcore", "--hf-dir", reference.hf, "--out", reference.mcore)
 
 
 def _sample(ctx: DemoContext, rnd: PruneRound) -> None:
@@ -349,9 +397,6 @@ def _train_pruner(ctx: DemoContext, rnd: PruneRound) -> None:
         extra={"--ratio": recipe.o1p_ratio}
         | ({"--epsilon-high": recipe.o1p_epsilon_high} if recipe.o1p_epsilon_high else {}),
     )
-    if rnd.number < recipe.rounds:
-        hf, ref_mcore = rnd.out / "hf", rnd.out / "ref_mcore"
-        ctx.runner.o1p("convert", "hf-to-mcore", "--hf-dir", hf, "--out", ref_mcore)
 
 
 # --------------------------------------------------------------------------- baselines, eval

@@ -108,7 +108,7 @@ def _accuracy_claim(eval_dir: Path, pruner: str) -> dict:
 
 
 def _oracle_claims(eval_dir: Path, pruner: str, task: TaskConfig) -> list[dict]:
-    total = oracle_report(eval_dir / "baseline", eval_dir / pruner, task)[-1]
+    *levels, total = oracle_report(eval_dir / "baseline", eval_dir / pruner, task)
     acc_b, low, high = total.accuracy(total.baseline_correct)
     acc_m = total.model_correct / total.items
     return [
@@ -117,6 +117,7 @@ def _oracle_claims(eval_dir: Path, pruner: str, task: TaskConfig) -> list[dict]:
             "measured": f"{total.baseline_length:.1f} -> {total.model_length:.1f} tokens, "
             f"oracle {total.oracle_length:.1f}: {100 * total.removed:.0f}% removed",
             "ok": total.removed >= AVOIDABLE_TARGET,
+            "why": _short_levels(levels),
         },
         {
             "claim": "greedy accuracy inside the baseline's 95% interval (or above it)",
@@ -124,12 +125,33 @@ def _oracle_claims(eval_dir: Path, pruner: str, task: TaskConfig) -> list[dict]:
             f"{100 * acc_m:.1f}% ({total.items} test items, paired McNemar p = "
             f"{total.p_value:.2g})",
             "ok": acc_m >= low,
+            "why": _accuracy_drops(levels),
         },
     ]
+
+
+def _short_levels(levels) -> str:
+    """Where a MISS of the avoidable-token claim comes from: the levels short of the target."""
+    short = [r for r in levels if r.removed < AVOIDABLE_TARGET]
+    cells = [f"{r.level} {100 * r.removed:.0f}% ({r.model_length:.1f} tokens)" for r in short]
+    return "removed per level: " + ", ".join(cells) if cells else ""
+
+
+def _accuracy_drops(levels, alpha: float = 0.05) -> str:
+    """Where a MISS of the accuracy claim comes from: levels whose accuracy fell (McNemar)."""
+    cells = [
+        f"{r.level} {100 * r.baseline_correct / r.items:.1f}% -> "
+        f"{100 * r.model_correct / r.items:.1f}% (p = {r.p_value:.2g})"
+        for r in levels
+        if r.model_correct < r.baseline_correct and r.p_value < alpha
+    ]
+    return "accuracy fell on " + ", ".join(cells) if cells else ""
 
 
 def format_claims(rows: list[dict]) -> str:
     lines = ["The paper's claims on the demo task:"]
     for r in rows:
         lines.append(f"  [{'PASS' if r['ok'] else 'MISS'}] {r['claim']}: {r['measured']}")
+        if not r["ok"] and r.get("why"):
+            lines.append(f"         {r['why']}")
     return "\n".join(lines)

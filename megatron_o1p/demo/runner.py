@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -100,18 +101,30 @@ class Stages:
         self.count, self.total = 0, total
         self.times: dict[str, float] = {}
 
-    def run(self, name: str, settings: dict, body: Callable[[], object]) -> None:
-        """Run `body()` as stage `name`, unless its marker records the same `settings`."""
+    def run(self, name: str, settings: dict, body: Callable[[], object], outputs=()) -> None:
+        """Run `body()` as stage `name`, unless its marker records the same `settings`.
+
+        A stage that starts writes its marker as started; one that ends marks it done. A stage
+        that died half-way under the same settings resumes (`o1p sample` and `o1p evaluate`
+        keep what their folders hold); under other settings its `outputs` are removed first,
+        because those commands resume by the model's path, not its weights, and a retrained
+        model at the same path would be taken for the one they sampled."""
         self.count += 1
         marker = self.workdir / ".stages" / f"{name}.json"
         key = fingerprint(settings)
-        if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+        recorded = json.loads(marker.read_text()) if marker.is_file() else None
+        if recorded and recorded.get("key") == key and recorded.get("done", True):
             self.log(f"[{self.count}/{self.total}] {name}: done earlier, skipped")
             return
         self.log(f"[{self.count}/{self.total}] {name}")
+        if not recorded or recorded.get("key") != key:
+            for path in outputs:
+                shutil.rmtree(path, ignore_errors=True)
+        write_json(marker, {"key": key, "settings": settings, "done": False}, indent=None)
         start = time.perf_counter()
         body()
         seconds = time.perf_counter() - start
         self.times[name] = seconds
-        write_json(marker, {"key": key, "settings": settings, "seconds": seconds}, indent=None)
+        record = {"key": key, "settings": settings, "seconds": seconds, "done": True}
+        write_json(marker, record, indent=None)
         self.log(f"    {name}: {seconds:.0f} s")

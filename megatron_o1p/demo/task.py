@@ -220,3 +220,37 @@ def sft_rows(problems: list[dict], cfg: TaskConfig, seed: int, tokenizer) -> lis
             }
         )
     return rows
+
+
+def check_shares(samples: list[tuple[str, str, bool]]) -> dict[str, dict[int, tuple[float, float]]]:
+    """Per level, per number of checks: (share of the level's samples, their accuracy).
+
+    `samples`: (level, response text, correct) triples, e.g. a round's graded rollouts. This
+    is where a pruning round's effect shows before greedy decoding flips: the share of samples
+    that stop after the first pass or after one check."""
+    counts: dict[str, dict[int, list[int]]] = {}
+    for level, text, correct in samples:
+        per_checks = counts.setdefault(level, {})
+        n_correct = per_checks.setdefault(text.count(WORDS[0]), [0, 0])
+        n_correct[0] += 1
+        n_correct[1] += bool(correct)
+    return {
+        level: {
+            checks: (n / sum(v[0] for v in per_checks.values()), ok / n)
+            for checks, (n, ok) in sorted(per_checks.items())
+        }
+        for level, per_checks in sorted(counts.items())
+    }
+
+
+def format_check_shares(shares: dict[str, dict[int, tuple[float, float]]]) -> str:
+    """`check_shares` as one line per level: `n4  0 checks 35% (acc 48%)  1 check ...`."""
+    lines = []
+    for level, per_checks in shares.items():
+        cells = [
+            f"{checks} {'check' if checks == 1 else 'checks'} {100 * share:3.0f}% "
+            f"(acc {100 * acc:3.0f}%)"
+            for checks, (share, acc) in per_checks.items()
+        ]
+        lines.append(f"{level}  " + "  ".join(cells))
+    return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from megatron_o1p.demo.ablation import VARIANTS, ablation_row, format_ablation
+from megatron_o1p.demo import ablation
+from megatron_o1p.demo.ablation import TRAINING_FIELDS, VARIANTS, ablation_row, format_ablation
 from megatron_o1p.demo.settings import DemoConfig, DemoRecipe
 from megatron_o1p.demo.task import TaskConfig, oracle_length
 from megatron_o1p.errors import ConfigError
@@ -38,7 +39,7 @@ def test_ablation_row_and_table(tmp_path):
 
 def test_variants_change_only_the_ratio_and_the_clip():
     for changes in VARIANTS.values():
-        assert set(changes) <= {"o1p_ratio", "o1p_epsilon_high"}
+        assert set(changes) == {"o1p_ratio", "o1p_epsilon_high"} <= set(TRAINING_FIELDS)
         DemoRecipe(**changes)  # every name is a recipe field
 
 
@@ -47,3 +48,35 @@ def test_ablation_flags():
         DemoConfig(ablation=True, ablation_rounds=0)
     with pytest.raises(ConfigError, match="separate demos"):
         DemoConfig(ablation=True, conversion_only=True)
+
+
+def test_variants_train_round_one_on_the_demos_data_then_sample_their_own(
+    tmp_path, fake_o1p, monkeypatch
+):
+    monkeypatch.setattr(ablation, "ablation_row", lambda *args: {"variant": args[3]})
+    variants = {name: VARIANTS[name] for name in ("token-symmetric", "sequence-clip-higher")}
+    ablation.run_ablation(tmp_path, size="ci", rounds=2, variants=variants, log=lambda line: None)
+    samples = [a[a.index("--out") + 1] for a in fake_o1p if a[0] == "sample"]
+    # one round-1 sample for both variants (the demo's), then one round 2 each
+    assert samples == [
+        str(tmp_path / "round1" / "rollouts"),
+        str(tmp_path / "ablation" / "token-symmetric" / "round2" / "rollouts"),
+        str(tmp_path / "ablation" / "sequence-clip-higher" / "round2" / "rollouts"),
+    ]
+    pruner_data = [
+        a[a.index("--data") + 1] for a in fake_o1p if a[:3] == ["train", "--loss", "o1-pruner"]
+    ]
+    first = str(tmp_path / "round1" / "data" / "train.parquet")
+    assert pruner_data == [
+        first,
+        str(tmp_path / "ablation" / "token-symmetric" / "round2" / "data" / "train.parquet"),
+        first,
+        str(tmp_path / "ablation" / "sequence-clip-higher" / "round2" / "data" / "train.parquet"),
+    ]
+
+
+def test_a_variant_that_changes_the_data_is_refused(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"'lambda-1' changes \['lam'\]: a variant may change only"
+    ):
+        ablation.run_ablation(tmp_path, size="ci", variants={"lambda-1": {"lam": 1.0}})

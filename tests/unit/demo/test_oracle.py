@@ -47,6 +47,7 @@ def test_claims_against_the_oracle(eval_dir):
     rows = {r["claim"]: r for r in _oracle_claims_only(eval_dir)}
     removed = rows["greedy: >= 80% of the avoidable tokens removed"]
     assert removed["ok"] is False  # n5 kept its avoidable tokens
+    assert removed["why"] == "removed per level: n5 0% (100.0 tokens)"
     accuracy = rows["greedy accuracy inside the baseline's 95% interval (or above it)"]
     # 3/3 right: Wilson low = 3 / (3 + z^2) = 3 / 6.84146 = 0.4385; 2/3 = 0.667 is inside
     assert accuracy["ok"] is True and "[43.9, 100.0]" in accuracy["measured"]
@@ -62,3 +63,24 @@ def _oracle_claims_only(eval_dir):
     from megatron_o1p.demo.report import _oracle_claims
 
     return _oracle_claims(eval_dir, "o1-pruner", TaskConfig())
+
+
+def test_a_miss_names_the_levels_it_comes_from():
+    from megatron_o1p.demo.oracle import LevelResult
+    from megatron_o1p.demo.report import _accuracy_drops, format_claims
+
+    fell = LevelResult("n4", 250, 86.0, 45.0, 80.0, 250, 238, 0.00049)
+    noise = LevelResult("n6", 250, 128.0, 85.0, 128.0, 249, 245, 0.12)  # p > 0.05: not named
+    why = _accuracy_drops([fell, noise])
+    assert why == "accuracy fell on n4 100.0% -> 95.2% (p = 0.00049)"
+    text = format_claims(
+        [
+            {"claim": "c", "measured": "m", "ok": False, "why": why},
+            {"claim": "d", "measured": "m", "ok": True, "why": "not printed on a PASS"},
+        ]
+    )
+    assert text.splitlines()[1:] == [
+        "  [MISS] c: m",
+        "         accuracy fell on n4 100.0% -> 95.2% (p = 0.00049)",
+        "  [PASS] d: m",
+    ]

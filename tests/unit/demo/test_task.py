@@ -80,3 +80,22 @@ def test_parse_problem_refuses_other_text():
     for text in ("a3,b5", "x3,b5=", "a33,b5="):
         with pytest.raises(ValueError, match="not a demo problem"):
             parse_problem(text)
+
+
+def test_check_shares_by_level_and_number_of_checks():
+    cfg = task.TaskConfig()
+    terms = [3, 5, 9, 2, 7]  # the first pass slips at the fifth term
+    first_pass = task.oracle_response(terms, cfg).split("chk:")[0] + "\\boxed{16}"
+    samples = [
+        ("n5", first_pass, False),
+        ("n5", task.oracle_response(terms, cfg), True),
+        ("n5", task.oracle_response(terms, cfg), True),
+        ("n5", "x", False),
+        ("n2", "a1,b+2=3;\\boxed{3}", True),
+    ]
+    shares = task.check_shares(samples)
+    assert shares == {"n2": {0: (1.0, 1.0)}, "n5": {0: (0.5, 0.0), 1: (0.5, 1.0)}}
+    assert task.format_check_shares(shares).splitlines() == [
+        "n2  0 checks 100% (acc 100%)",
+        "n5  0 checks  50% (acc   0%)  1 check  50% (acc 100%)",
+    ]
