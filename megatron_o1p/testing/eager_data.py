@@ -15,7 +15,13 @@ import math
 from pathlib import Path
 
 from megatron_o1p.errors import DataError
-from megatron_o1p.training.data import REQUIRED, TOKEN_COLUMNS, Sequence, make_sequence
+from megatron_o1p.training.data import (
+    REQUIRED,
+    TOKEN_COLUMNS,
+    Sequence,
+    make_sequence,
+    missing_columns_error,
+)
 
 
 def load_rows(path: Path, loss: str) -> list[dict]:
@@ -26,14 +32,9 @@ def load_rows(path: Path, loss: str) -> list[dict]:
     if not path.is_file():
         raise DataError("not found; build it with `o1p build-dataset`", path=str(path))
     table = pq.read_table(path)
-    missing = [c for c in REQUIRED[loss] if c not in table.column_names]
-    if missing:
-        fix = (
-            "run `o1p ref-logprobs` on it first"
-            if any("ref" in c for c in missing)
-            else "rebuild it with `o1p build-dataset`"
-        )
-        raise DataError(f"missing column(s) {missing} for --loss {loss}; {fix}", path=str(path))
+    error = missing_columns_error(table.column_names, loss, path)
+    if error is not None:
+        raise error
     rows = table.select(list(REQUIRED[loss])).to_pylist()
     if not rows:
         raise DataError("has no rows; check the build-dataset step", path=str(path))

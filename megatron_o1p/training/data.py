@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from megatron_o1p.errors import DataError
+
 REQUIRED = {
     "o1-pruner": ("prompt_ids", "response_ids", "advantage", "ref_logprobs"),
     "sft": ("prompt_ids", "response_ids"),
@@ -40,6 +42,19 @@ REQUIRED = {
 }
 TOKEN_COLUMNS = ("prompt_ids", "response_ids", "chosen_ids", "rejected_ids")
 """The token-id columns; a loss reads those of them in REQUIRED[loss]."""
+
+
+def missing_columns_error(column_names, loss: str, path) -> DataError | None:
+    """The one-line error for a dataset lacking a column `--loss loss` reads (None if none)."""
+    missing = [c for c in REQUIRED[loss] if c not in column_names]
+    if not missing:
+        return None
+    fix = (
+        "run `o1p ref-logprobs` on it first"
+        if any("ref" in c for c in missing)
+        else "rebuild it with `o1p build-dataset`"
+    )
+    return DataError(f"missing column(s) {missing} for --loss {loss}; {fix}", path=str(path))
 
 
 @dataclass

@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from megatron_o1p.errors import DataError
-from megatron_o1p.training.data import REQUIRED, TOKEN_COLUMNS, Sequence
+from megatron_o1p.training.data import REQUIRED, TOKEN_COLUMNS, Sequence, missing_columns_error
 from megatron_o1p.training.data_checks import row_error, token_id_error
 from megatron_o1p.training.dataset_cache import ensure_cache, read_batches
 
@@ -64,14 +64,9 @@ def _check_footer(path: Path, loss: str) -> None:
             path=str(path),
         ) from err
     names = metadata.schema.to_arrow_schema().names
-    missing = [c for c in REQUIRED[loss] if c not in names]
-    if missing:
-        fix = (
-            "run `o1p ref-logprobs` on it first"
-            if any("ref" in c for c in missing)
-            else "rebuild it with `o1p build-dataset`"
-        )
-        raise DataError(f"missing column(s) {missing} for --loss {loss}; {fix}", path=str(path))
+    error = missing_columns_error(names, loss, path)
+    if error is not None:
+        raise error
     if metadata.num_rows == 0:
         raise DataError("has no rows; check the build-dataset step", path=str(path))
 
