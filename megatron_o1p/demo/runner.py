@@ -112,12 +112,13 @@ class Stages:
         self.count += 1
         marker = self.workdir / ".stages" / f"{name}.json"
         key = fingerprint(settings)
-        recorded = json.loads(marker.read_text()) if marker.is_file() else None
-        if recorded and recorded.get("key") == key and recorded.get("done", True):
+        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+        same_settings = recorded.get("key") == key
+        if same_settings and recorded.get("done", True):
             self.log(f"[{self.count}/{self.total}] {name}: done earlier, skipped")
             return
         self.log(f"[{self.count}/{self.total}] {name}")
-        if not recorded or recorded.get("key") != key:
+        if not same_settings:
             for path in outputs:
                 shutil.rmtree(path, ignore_errors=True)
         write_json(marker, {"key": key, "settings": settings, "done": False}, indent=None)
