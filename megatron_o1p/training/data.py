@@ -70,13 +70,21 @@ class Sequence:
 
 
 def make_sequence(prompt, response, seq_length: int, **extra) -> Sequence:
-    """prompt + response cut at `seq_length + 1` tokens (and `ref_logprobs` with it)."""
-    tokens = list(prompt) + list(response)
-    truncated = len(tokens) > seq_length + 1
-    seq = Sequence(tokens[: seq_length + 1], len(prompt), truncated=truncated, **extra)
+    """prompt + response cut at `seq_length + 1` tokens (and `ref_logprobs` with it).
+
+    The columns may be lists or numpy arrays (views into a memory map): only the values the
+    cut keeps become Python numbers."""
+    keep = seq_length + 1
+    tokens = _as_list(prompt[:keep]) + _as_list(response[: max(0, keep - len(prompt))])
+    truncated = len(prompt) + len(response) > keep
+    seq = Sequence(tokens, len(prompt), truncated=truncated, **extra)
     if seq.ref_logprobs is not None:
-        seq.ref_logprobs = list(seq.ref_logprobs)[: max(0, len(seq.tokens) - len(prompt))]
+        seq.ref_logprobs = _as_list(seq.ref_logprobs[: max(0, len(tokens) - len(prompt))])
     return seq
+
+
+def _as_list(values) -> list:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def collate(sequences: list[Sequence], pad_to: int, pad_id: int = 0) -> dict:

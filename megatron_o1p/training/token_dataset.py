@@ -30,7 +30,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from megatron_o1p.errors import DataError
-from megatron_o1p.training.data import REQUIRED, TOKEN_COLUMNS, Sequence, missing_columns_error
+from megatron_o1p.training.data import (
+    REQUIRED,
+    TOKEN_COLUMNS,
+    Sequence,
+    make_sequence,
+    missing_columns_error,
+)
 from megatron_o1p.training.data_checks import row_error, token_id_error
 from megatron_o1p.training.dataset_cache import ensure_cache, read_batches
 
@@ -129,14 +135,8 @@ class TokenDataset:
     def _scalar(self, column: str, row: int) -> float:
         return self._table.column(column)[row].as_py()
 
-    def _sequence(self, prompt, response, ref_logprobs=None, **extra) -> Sequence:
-        """`data.make_sequence`, converting only the tokens kept by the cut to Python ints."""
-        keep = self.seq_length + 1
-        tokens = prompt[:keep].tolist() + response[: max(0, keep - len(prompt))].tolist()
-        if ref_logprobs is not None:
-            ref_logprobs = ref_logprobs[: max(0, len(tokens) - len(prompt))].tolist()
-        truncated = len(prompt) + len(response) > keep
-        return Sequence(tokens, len(prompt), ref_logprobs, truncated=truncated, **extra)
+    def _sequence(self, prompt, response, **extra) -> Sequence:
+        return make_sequence(prompt, response, self.seq_length, **extra)
 
     def sequence_lengths(self, rows) -> list[tuple[int, bool]]:
         """(tokens after the cut, whether it was cut) of every sequence of `rows`, in order,

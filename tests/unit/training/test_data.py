@@ -63,3 +63,31 @@ def test_the_step_report_lengths_are_the_eager_sequences(data):
     sequences = [s for r in rows for s in old.examples[r]]
     assert new.examples.sequence_lengths(rows) == [(len(s.tokens), s.truncated) for s in sequences]
     assert any(s.truncated for s in sequences)
+
+
+@pytest.mark.parametrize("as_array", [False, True], ids=["lists", "numpy views"])
+def test_make_sequence_cuts_prompt_response_and_ref_logprobs_by_hand(as_array):
+    import numpy as np
+
+    from megatron_o1p.training.data import make_sequence
+
+    def col(values, dtype):
+        return np.asarray(values, dtype=dtype) if as_array else list(values)
+
+    seq = make_sequence(
+        col([1, 2, 3], "int32"),
+        col([4, 5, 6, 7], "int32"),
+        4,  # keep 5 tokens: the prompt and two response tokens
+        ref_logprobs=col([-0.5, -0.25, -1.0, -2.0], "float32"),
+        advantage=1.5,
+    )
+    assert (seq.tokens, seq.prompt_len, seq.truncated) == ([1, 2, 3, 4, 5], 3, True)
+    assert seq.ref_logprobs == [-0.5, -0.25] and seq.advantage == 1.5
+    assert all(type(t) is int for t in seq.tokens)
+
+    whole = make_sequence(col([1, 2], "int32"), col([3], "int32"), 4)
+    assert (whole.tokens, whole.truncated) == ([1, 2, 3], False)
+    long_prompt = make_sequence(
+        col(range(1, 8), "int32"), col([8], "int32"), 4, ref_logprobs=col([-1.0], "float32")
+    )
+    assert (long_prompt.tokens, long_prompt.ref_logprobs) == ([1, 2, 3, 4, 5], [])
