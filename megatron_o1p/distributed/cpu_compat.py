@@ -15,6 +15,17 @@ the call site that fails without it (seen with megatron-core 0.16.1 and 0.19.2, 
 | cuda_tensor_type | clip_grads / optimizer init assert `.type() == 'torch.cuda.FloatTensor'` |
 | tensor_cuda | `Tensor.cuda()` in distributed-optimizer checkpoint exchange |
 
+Two more are not about failures but about cost (about 3 s of every process's start):
+
+- eager_fusions: `import megatron.core` decorates its fusion kernels with torch.compile, whose
+  first call imports dynamo and inductor (about 1.3 s). On the CPU every fusion is off
+  (`hf_config.transformer_config`); the few kernels the CPU path calls (MoE routing) run eager
+  instead of being compiled by inductor.
+- fork_results_queue: dist_checkpointing's save collects its writers' results through a
+  `Manager` started with spawn, a fresh interpreter (about 1.5 s at a process's first save).
+  Spawn guards against forking a process that holds CUDA state; a CPU-only one holds none, and
+  megatron forks its writer processes anyway.
+
 Tested by every test under tests/distributed/ (megatron-core on gloo, no CUDA), e.g.
 tests/distributed/test_train.py and tests/distributed/test_verify.py.
 """
@@ -56,6 +67,7 @@ def apply() -> list[str]:
         return APPLIED
     _done = True
     _install_triton_shim()
+    _import_megatron_with_eager_fusions()
     _patch_rng_tracker()
     _patch_current_device()
     _patch_causal_mask()
@@ -63,6 +75,7 @@ def apply() -> list[str]:
     _patch_cuda_stubs()
     _patch_cuda_tensor_type()
     _patch_tensor_cuda()
+    _fork_checkpoint_results_queue()
     return APPLIED
 
 
@@ -90,6 +103,28 @@ def _install_triton_shim() -> None:
     stub.paged_stash_pop_kernel = _Kernel()
     sys.modules[name] = stub
     APPLIED.append("triton_shim")
+
+
+def _eager(fn=None, **options):
+    """torch.compile's two call forms (`torch.compile(fn)`, `@torch.compile(mode=...)`), eager."""
+    return fn if fn is not None else (lambda inner: inner)
+
+
+def _import_megatron_with_eager_fusions() -> None:
+    # megatron.core.jit sets jit_fuser = torch.compile and every fusion module binds it at import,
+    # so torch.compile itself is swapped while megatron.core first imports; disable_jit_fuser
+    # (megatron's own switch) covers the modules imported later (MoE router and dispatcher).
+    if "megatron.core" in sys.modules:
+        return
+    real_compile = torch.compile
+    torch.compile = _eager
+    try:
+        import megatron.core  # noqa: F401
+        import megatron.core.jit as jit
+    finally:
+        torch.compile = real_compile
+    jit.disable_jit_fuser()
+    APPLIED.append("eager_fusions")
 
 
 def _patch_rng_tracker() -> None:
@@ -244,3 +279,19 @@ def _patch_cuda_tensor_type() -> None:
 def _patch_tensor_cuda() -> None:
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
     APPLIED.append("tensor_cuda")
+
+
+def _fork_checkpoint_results_queue() -> None:
+    import multiprocessing
+
+    import megatron.core.dist_checkpointing.strategies.filesystem_async as filesystem_async
+
+    def results_queue():
+        # Same lazily created, process-wide queue as megatron's, from a forked manager.
+        if filesystem_async._results_queue is None:
+            manager = multiprocessing.get_context("fork").Manager()
+            filesystem_async._results_queue = manager.Queue()
+        return filesystem_async._results_queue
+
+    filesystem_async._get_write_results_queue = results_queue
+    APPLIED.append("fork_results_queue")

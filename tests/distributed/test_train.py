@@ -1,9 +1,13 @@
-"""`o1p train` end to end on a tiny converted model: the same loss curve at TP=1, TP=2 and PP=2;
-a stopped (and a SIGKILLed) run resumes to bitwise the same weights; SFT and DPO learn; bad
-input fails in one line before any compute."""
+"""`o1p train` end to end on a tiny converted model: the same loss curve at TP=1, TP=2 and PP=2
+(and with the fused head); a stopped run, or one SIGKILLed inside a save, resumes to bitwise the
+same weights; SFT and DPO learn; bad input fails in one line before any compute.
+
+Launches cost seconds each, so one uninterrupted TP=1 run (`straight`) is the reference of
+every Qwen2 comparison."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,37 +45,44 @@ def _train(nproc, mcore, data, save, *extra):
     return run_torchrun(nproc, *args) if nproc > 1 else run_o1p(*args)
 
 
-LAYOUTS = {
-    "qwen2_mcore": (("tp2", ["--tensor-model-parallel-size", "2"]),
-                    ("pp2", ["--pipeline-model-parallel-size", "2"])),
-    # Qwen3's q/k norm weights are shared by the heads of every TP rank: megatron sums their
-    # grads over TP (by name), with sequence parallelism too (specs.HeadRMSNorm).
-    "qwen3_mcore": (("tp2-sp", ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),),
+@pytest.fixture(scope="module")
+def straight(qwen2_mcore, toy_data, tmp_path_factory):
+    """The uninterrupted 6-iteration TP=1 run every other Qwen2 run is compared with: its
+    folder, losses and final weights (with optimizer state)."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    proc = _train(1, qwen2_mcore, toy_data, run, "--train-iters", "6")
+    return run, _losses(proc.stdout), _weights(run)
+
+
+ITERS = ["--train-iters", "6"]
+QWEN2_LAYOUTS = {
+    "tp2": ["--tensor-model-parallel-size", "2"],
+    "pp2": ["--pipeline-model-parallel-size", "2"],
+    # Tied embeddings at PP=2: the fused head's gradient reaches the last stage's tied copy and,
+    # through megatron's embedding all-reduce, the embedding: the loss curve is chunked's.
+    "pp2-fused-head": ["--pipeline-model-parallel-size", "2", "--logprob-impl", "fused-head"],
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("checkpoint", list(LAYOUTS))
-def test_loss_curve_is_the_same_at_tp1_tp2_pp2(request, checkpoint, toy_data, tmp_path):
-    mcore = request.getfixturevalue(checkpoint)
-    curves = {}
-    for name, extra in (("tp1", []), *LAYOUTS[checkpoint]):
-        nproc = 1 if name == "tp1" else 2
-        proc = _train(nproc, mcore, toy_data, tmp_path / name, "--train-iters", "3", *extra)
-        curves[name] = _losses(proc.stdout)
-    assert len(curves["tp1"]) == 3 and len(set(curves["tp1"])) == 3  # it trains: losses move
-    for name, _ in LAYOUTS[checkpoint]:
-        assert curves[name] == pytest.approx(curves["tp1"], rel=1e-5, abs=1e-6), name
+@pytest.mark.parametrize("layout", list(QWEN2_LAYOUTS))
+def test_loss_curve_is_the_same_at_every_layout(qwen2_mcore, toy_data, straight, tmp_path, layout):
+    losses = straight[1]
+    assert len(losses) == 6 and len(set(losses)) == 6  # it trains: losses move
+    proc = _train(2, qwen2_mcore, toy_data, tmp_path / layout, *ITERS, *QWEN2_LAYOUTS[layout])
+    assert _losses(proc.stdout) == pytest.approx(losses, rel=1e-5, abs=1e-6)
 
 
-def test_fused_head_trains_like_chunked_at_pp2(qwen2_mcore, toy_data, tmp_path):
-    """Tied embeddings at PP=2: the fused head's gradient reaches the last stage's tied copy and,
-    through megatron's embedding all-reduce, the embedding: the loss curve is chunked's."""
+def test_qwen3_loss_curve_is_the_same_at_tp2_with_sequence_parallel(
+    qwen3_mcore, toy_data, tmp_path
+):
+    """Qwen3's q/k norm weights are shared by the heads of every TP rank: megatron sums their
+    grads over TP (by name), with sequence parallelism too (specs.HeadRMSNorm)."""
     iters = ["--train-iters", "3"]
-    chunked = _losses(_train(1, qwen2_mcore, toy_data, tmp_path / "chunked", *iters).stdout)
-    fused = ["--pipeline-model-parallel-size", "2", "--logprob-impl", "fused-head"]
-    proc = _train(2, qwen2_mcore, toy_data, tmp_path / "fused", *iters, *fused)
-    assert len(chunked) == 3 and len(set(chunked)) == 3
-    assert _losses(proc.stdout) == pytest.approx(chunked, rel=1e-5, abs=1e-6)
+    tp1 = _losses(_train(1, qwen3_mcore, toy_data, tmp_path / "tp1", *iters).stdout)
+    sp = ["--tensor-model-parallel-size", "2", "--sequence-parallel"]
+    tp2 = _losses(_train(2, qwen3_mcore, toy_data, tmp_path / "tp2-sp", *iters, *sp).stdout)
+    assert len(tp1) == 3 and len(set(tp1)) == 3
+    assert tp2 == pytest.approx(tp1, rel=1e-5, abs=1e-6)
 
 
 def _weights(run_dir):
@@ -82,44 +93,35 @@ def _weights(run_dir):
     return {k: reader.read(k) for k in keys}
 
 
-@pytest.fixture(scope="module")
-def straight(qwen2_mcore, toy_data, tmp_path_factory):
-    """An uninterrupted 6-iteration run: (its stdout, its final weights and optimizer state)."""
-    run = tmp_path_factory.mktemp("straight") / "run"
-    proc = _train(1, qwen2_mcore, toy_data, run, "--train-iters", "6")
-    return proc.stdout, _weights(run)
-
-
 def _train_cmd(mcore, data, save, *extra) -> list[str]:
     return [sys.executable, "-m", "megatron_o1p", "train", "--load", str(mcore), "--data",
             str(data), "--save", str(save), *COMMON, *map(str, extra)]  # fmt: skip
 
 
-def test_stopped_and_killed_runs_resume_bitwise(qwen2_mcore, toy_data, straight, tmp_path):
-    iters = ["--train-iters", "6"]
-    straight_stdout, reference = straight
+def test_a_stopped_run_resumes_bitwise_and_at_another_layout(
+    qwen2_mcore, toy_data, straight, tmp_path
+):
+    """Stopped after iteration 2 (--exit-after-iters), the same command finishes with bitwise
+    the uninterrupted run's weights (optimizer state included); the same checkpoint resumed at
+    TP=2 continues its loss curve."""
+    _, losses, reference = straight
     assert any(k.startswith("optimizer.") for k in reference)  # optimizer state is saved too
+    stopped, other_layout = tmp_path / "stopped", tmp_path / "tp2"
+    _train(1, qwen2_mcore, toy_data, stopped, *ITERS, "--exit-after-iters", "2")
+    shutil.copytree(stopped, other_layout)
 
-    _train(1, qwen2_mcore, toy_data, tmp_path / "stopped", *iters, "--exit-after-iters", "2")
-    resumed = _train(1, qwen2_mcore, toy_data, tmp_path / "stopped", *iters)
+    resumed = _train(1, qwen2_mcore, toy_data, stopped, *ITERS)
     assert "resumed" in resumed.stdout and "at iteration 2/6" in resumed.stdout
-    assert _losses(resumed.stdout) == _losses(straight_stdout)[2:]
+    assert _losses(resumed.stdout) == losses[2:]
+    weights = _weights(stopped)
+    assert weights.keys() == reference.keys()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
 
-    # SIGKILL once the first periodic checkpoint is complete, then rerun the same command.
-    killed = tmp_path / "killed"
-    cmd = _train_cmd(qwen2_mcore, toy_data, killed, *iters, "--save-interval", "1")
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
-    tracker = killed / "latest_checkpointed_iteration.txt"
-    deadline = time.time() + 120
-    while not tracker.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    _kill_job(proc)
-    _train(1, qwen2_mcore, toy_data, killed, *iters)
-    for run in (tmp_path / "stopped", killed):
-        weights = _weights(run)
-        assert weights.keys() == reference.keys()
-        assert all(torch.equal(weights[k], reference[k]) for k in reference), run.name
+    tp2 = ["--tensor-model-parallel-size", "2"]
+    proc = _train(2, qwen2_mcore, toy_data, other_layout, *ITERS, *tp2)
+    assert "at iteration 2/6" in proc.stdout
+    assert _losses(proc.stdout) == pytest.approx(losses[2:], rel=1e-5, abs=1e-6)
+    assert (other_layout / "latest_checkpointed_iteration.txt").read_text().strip() == "6"
 
 
 @pytest.mark.parametrize(
@@ -162,23 +164,14 @@ def test_sigkill_inside_a_save_leaves_the_previous_checkpoint(
     assert pending.is_dir() == (window != "renamed")  # killed inside the save, not after it
     assert (run / f"iter_{iteration:07d}").is_dir() == (window == "renamed")
     if previous:
-        assert _weights(run).keys() == straight[1].keys()  # iteration 2 reads back whole
+        assert _weights(run).keys() == straight[2].keys()  # iteration 2 reads back whole
 
     resumed = _train(1, qwen2_mcore, toy_data, run, "--train-iters", "6", "--save-interval", "2")
     assert (f"at iteration {previous}/6" if previous else "training 6 iterations") in resumed.stdout
-    assert _losses(resumed.stdout) == _losses(straight[0])[previous:]
+    assert _losses(resumed.stdout) == straight[1][previous:]
     weights = _weights(run)
     assert tracker.read_text().strip() == "6" and not list(run.glob(".*.tmp"))
-    assert all(torch.equal(weights[k], straight[1][k]) for k in straight[1])
-
-
-def test_resume_at_another_layout(qwen2_mcore, toy_data, tmp_path):
-    run = tmp_path / "run"
-    _train(1, qwen2_mcore, toy_data, run, "--train-iters", "4", "--exit-after-iters", "2")
-    proc = _train(2, qwen2_mcore, toy_data, run, "--train-iters", "4",
-                  "--tensor-model-parallel-size", "2")  # fmt: skip
-    assert "at iteration 2/4" in proc.stdout and len(_losses(proc.stdout)) == 2
-    assert (run / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
+    assert all(torch.equal(weights[k], straight[2][k]) for k in straight[2])
 
 
 @pytest.mark.parametrize("loss", ["sft", "dpo"])
@@ -190,11 +183,10 @@ def test_baseline_losses_decrease(qwen2_mcore, tmp_path, loss):
     assert len(losses) == 8 and losses[-1] < losses[0] - 0.1, losses
 
 
-def test_trained_checkpoint_converts_to_hf(qwen2_mcore, toy_data, tmp_path):
+def test_trained_checkpoint_converts_to_hf(straight, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    _train(1, qwen2_mcore, toy_data, tmp_path / "run", "--train-iters", "1")
-    run_o1p("convert", "mcore-to-hf", "--mcore-dir", tmp_path / "run", "--out", tmp_path / "hf")
+    run_o1p("convert", "mcore-to-hf", "--mcore-dir", straight[0], "--out", tmp_path / "hf")
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32)
     assert model.config.vocab_size == 1000
 
