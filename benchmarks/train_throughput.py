@@ -1,16 +1,24 @@
 #!/usr/bin/env python
-"""Training throughput: our O1-Pruner step vs the official recipe, same model and batch (CPU).
+"""Training throughput: our O1-Pruner step vs the official recipe, same model and rows (CPU).
 
     python benchmarks/train_throughput.py [--layers 8 --hidden 512 --vocab 151936 --seq 256]
+    python benchmarks/train_throughput.py --lengths lognormal [--seq 512 --batch 8]
 
-Ours: `o1p train` (megatron-core, TP=1, chunked vocab log-probs with in-place backward,
-reference log-probs precomputed by `o1p ref-logprobs`, batch-first logits computed only at the
-positions that carry loss: `training/output_layout.py`). Baseline, in this same process: the
-official code's step emulated in plain PyTorch/HF: a policy forward with a full fp32
-`log_softmax`, a resident frozen reference model's forward every step, the length-normalised
-sequence-ratio loss, AdamW. Both fp32, same global batch and sequence length; tokens/s of each
-step after the first (warm-up), the baseline measured before and after ours; the speed-up is
-printed for the best step of each and for the means. Target: ours >= 2x the baseline.
+Ours: `o1p train` (megatron-core, TP=1, reference log-probs precomputed by `o1p ref-logprobs`,
+batch-first logits computed only at the positions that carry loss: `training/output_layout.py`).
+Baseline, in this same process: the official code's step emulated in plain PyTorch/HF: random
+batches padded to their longest row, a policy forward with a full fp32 `log_softmax`, a
+resident frozen reference model's forward every step, the length-normalised sequence-ratio
+loss, AdamW. Both fp32, the same rows and global batch; tokens/s counts real tokens (prompt +
+response, no padding), each step after the first (warm-up); the baseline is measured before
+and after ours and the speed-up printed for the best step of each and for the means.
+
+`--lengths equal` (the default): every row `--seq` tokens, where padding costs nothing; ours is
+chunked log-probs, padded (target >= 2x). `--lengths lognormal`: response lengths drawn like
+R1-distill traces (lognormal: MATH-500-like mean, a tail to the cap), scaled to the CPU:
+`--seq` stands for 16k tokens. Ours runs twice, padded with chunked log-probs, then packed
+(`--pack-sequences`) with `--logprob-impl fused-head`, so the printout splits the speed-up
+into what packing brings and the rest (target >= 3x).
 """
 
 from __future__ import annotations
@@ -47,48 +55,65 @@ def _model_dir(work: Path, args) -> Path:
     return hf
 
 
-def _dataset(path: Path, args, rows: int) -> Path:
+# R1-distill response lengths (tokens, of a 16k cap): MATH-500 means of 3-5k with a long tail
+# (AIME 10-12k). lognormal(median 2900, sigma 0.8) has mean 4000 and 3% of draws above 12k.
+R1_MEDIAN, R1_SIGMA, R1_CAP = 2900, 0.8, 16384
+
+
+def _rows(args, count: int) -> list[dict]:
+    """`count` training rows: prompt + response ids, advantage, reference log-probs."""
+    g = torch.Generator().manual_seed(0)
+    prompt = args.seq // 4 if args.lengths == "equal" else max(args.seq // 32, 4)
+    if args.lengths == "equal":
+        responses = [args.seq - prompt] * count
+    else:
+        scale = args.seq / R1_CAP
+        draws = torch.empty(count).log_normal_(0.0, R1_SIGMA, generator=g) * R1_MEDIAN * scale
+        responses = [int(min(max(d, 8), args.seq - prompt)) for d in draws.tolist()]
+    return [{
+        "prompt_ids": torch.randint(0, 1000, (prompt,), generator=g).tolist(),
+        "response_ids": torch.randint(0, 1000, (n,), generator=g).tolist(),
+        "advantage": float(torch.randn(1, generator=g)),
+        "ref_logprobs": (-11.0 + 0.1 * torch.randn(n, generator=g)).tolist(),
+    } for n in responses]  # fmt: skip
+
+
+def _dataset(path: Path, rows: list[dict]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    g = torch.Generator().manual_seed(0)
-    prompt = args.seq // 4
-    table = [{
-        "prompt_ids": torch.randint(0, 1000, (prompt,), generator=g).tolist(),
-        "response_ids": torch.randint(0, 1000, (args.seq - prompt,), generator=g).tolist(),
-        "advantage": float(torch.randn(1, generator=g)),
-        "ref_logprobs": (-11.0 + 0.1 * torch.randn(args.seq - prompt, generator=g)).tolist(),
-    } for _ in range(rows)]  # fmt: skip
-    pq.write_table(pa.Table.from_pylist(table), path)
+    pq.write_table(pa.Table.from_pylist(rows), path)
     return path
 
 
-def ours(work: Path, hf: Path, args) -> float:
-    from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
+def ours(work: Path, mcore: Path, data: Path, args, *, pack: bool, impl: str) -> list[float]:
+    from megatron_o1p.config.loss import LossConfig
     from megatron_o1p.config.model import ModelConfig
     from megatron_o1p.config.optimizer import OptimizerConfig
     from megatron_o1p.training.config import TrainConfig
     from megatron_o1p.training.trainer import train
 
-    mcore = hf_to_mcore(HfToMcoreConfig(hf_dir=hf, out=work / "mcore", spec="local"))
-    data = _dataset(work / "train.parquet", args, rows=args.batch * (args.steps + 1))
+    save = work / f"run-{'packed' if pack else 'padded'}-{impl}"
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         cfg = TrainConfig(
-            model=ModelConfig(load=mcore, seq_length=args.seq),
+            model=ModelConfig(load=mcore, seq_length=args.seq, pack_sequences=pack),
+            loss=LossConfig(logprob_impl=impl),
             data=data,
-            save=work / "run",
+            save=save,
             global_batch_size=args.batch,
             micro_batch_size=args.batch,
             train_iters=args.steps,
             optimizer=OptimizerConfig(lr=1e-6, lr_warmup_fraction=0.0),
         )
         train(cfg)
+    shutil.rmtree(save, ignore_errors=True)
     rates = [float(x) for x in re.findall(r"tokens/s: ([0-9.]+)", log.getvalue())]
     return rates[1:]
 
 
-def official(hf: Path, args) -> list[float]:
+def official(hf: Path, rows: list[dict], args) -> tuple[list[float], float]:
+    """(tokens/s of each step after the first, the fraction of positions that were padding)."""
     from transformers import AutoModelForCausalLM
 
     policy = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32,
@@ -96,60 +121,105 @@ def official(hf: Path, args) -> list[float]:
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-6)
     g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, 1000, (args.batch, args.seq + 1), generator=g)
-    mask = torch.ones(args.batch, args.seq)
-    mask[:, : args.seq // 4] = 0
-    advantages = torch.randn(args.batch, generator=g)
+    order = torch.randperm(len(rows), generator=g).tolist()  # the official DataLoader shuffles
 
-    def logprobs(model, inputs, targets):
-        logits = model(input_ids=inputs).logits
+    def logprobs(model, inputs, attention, targets):
+        logits = model(input_ids=inputs, attention_mask=attention).logits
         return logits.float().log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
 
-    times = []
-    for _ in range(args.steps):
+    times, real, padded = [], [], 0
+    for step in range(args.steps):
+        batch = [rows[i] for i in order[step * args.batch : (step + 1) * args.batch]]
+        seqs = [r["prompt_ids"] + r["response_ids"] for r in batch]
+        longest = max(len(x) for x in seqs)
+        tokens = torch.zeros(len(seqs), longest, dtype=torch.long)
+        mask = torch.zeros(len(seqs), longest - 1)
+        attention = torch.zeros(len(seqs), longest - 1, dtype=torch.long)
+        for i, (seq, row) in enumerate(zip(seqs, batch)):
+            tokens[i, : len(seq)] = torch.tensor(seq)
+            mask[i, len(row["prompt_ids"]) - 1 : len(seq) - 1] = 1
+            attention[i, : len(seq) - 1] = 1
+        advantages = torch.tensor([r["advantage"] for r in batch])
         start = time.perf_counter()
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         with torch.no_grad():
-            ref = logprobs(reference, inputs, targets)
-        pol = logprobs(policy, inputs, targets)
+            ref = logprobs(reference, inputs, attention, targets)
+        pol = logprobs(policy, inputs, attention, targets)
         ratio = torch.exp(((pol - ref) * mask).sum(-1) / mask.sum(-1))
         loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(0.8, 1.2)).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
-    return [args.batch * args.seq / t for t in times[1:]]
+        real.append(sum(len(x) - 1 for x in seqs))
+        padded += inputs.numel()
+    return [n / t for n, t in zip(real[1:], times[1:])], 1 - sum(real) / padded
+
+
+def _summary(rates: list[float]) -> tuple[float, float]:
+    return max(rates), sum(rates) / len(rates)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from megatron_o1p.checkpoint.convert import HfToMcoreConfig, hf_to_mcore
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--vocab", type=int, default=151936)
-    parser.add_argument("--seq", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=None, help="256 (equal), 512 (lognormal)")
+    parser.add_argument("--batch", type=int, default=None, help="rows a step: 4 (equal), 8")
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--lengths", choices=("equal", "lognormal"), default="equal")
     args = parser.parse_args()
+    lognormal = args.lengths == "lognormal"
+    args.seq = args.seq or (512 if lognormal else 256)
+    args.batch = args.batch or (8 if lognormal else 4)
     work = Path(tempfile.mkdtemp(prefix="o1p_throughput_"))
     try:
         hf = _model_dir(work, args)
+        rows = _rows(args, args.batch * (args.steps + 1))
+        data = _dataset(work / "train.parquet", rows)
+        with contextlib.redirect_stdout(io.StringIO()):
+            mcore = hf_to_mcore(HfToMcoreConfig(hf_dir=hf, out=work / "mcore", spec="local"))
+        variants = [("o1p train, padded, chunked, precomputed ref", False, "chunked")]
+        if lognormal:
+            variants.append(("o1p train, packed, fused-head, precomputed ref", True, "fused-head"))
         # The baseline runs before AND after ours, so a load change on a shared machine hits
         # both; the best step of each is the least disturbed estimate (the mean is printed too).
-        baseline = official(hf, args)
-        ours_rates = ours(work, hf, args)
-        baseline += official(hf, args)
-        shape = f"{args.layers} layers, hidden {args.hidden}, vocab {args.vocab}"
-        batch = f"batch {args.batch} x seq {args.seq}; torch threads {torch.get_num_threads()}"
-        print(f"model: {shape}; {batch}")
-        for name, rates in (
-            ("official recipe (HF, fp32 log_softmax, resident ref)", baseline),
-            ("o1p train (megatron, chunked, precomputed ref)      ", ours_rates),
-        ):
-            print(f"{name}: {max(rates):8.1f} tokens/s best step, "
-                  f"{sum(rates) / len(rates):8.1f} mean")  # fmt: skip
-        best = max(ours_rates) / max(baseline)
-        mean = (sum(ours_rates) / len(ours_rates)) / (sum(baseline) / len(baseline))
-        print(f"speed-up: {best:.2f}x best step, {mean:.2f}x mean (target >= 2x)")
+        baseline, padding = official(hf, rows, args)
+        results = {name: ours(work, mcore, data, args, pack=pack, impl=impl)
+                   for name, pack, impl in variants}  # fmt: skip
+        after, _ = official(hf, rows, args)
+        baseline += after
+        lengths = [len(r["prompt_ids"]) + len(r["response_ids"]) for r in rows]
+        print(f"model: {args.layers} layers, hidden {args.hidden}, vocab {args.vocab}; "
+              f"{args.batch} rows a step, --seq-length {args.seq}, torch threads "
+              f"{torch.get_num_threads()}")  # fmt: skip
+        print(
+            f"rows ({args.lengths}): mean {sum(lengths) / len(lengths):.0f} tokens, "
+            f"max {max(lengths)}; the official batches were {100 * padding:.0f}% padding"
+        )
+        base_best, base_mean = _summary(baseline)
+        name = "official recipe (HF, padded, fp32 log_softmax, resident ref)"
+        width = max(len(name), *(len(n) for n in results))
+        print(f"{name:<{width}}: {base_best:8.1f} tokens/s best step, {base_mean:8.1f} mean")
+        for name, rates in results.items():
+            best, mean = _summary(rates)
+            print(f"{name:<{width}}: {best:8.1f} tokens/s best step, {mean:8.1f} mean "
+                  f"({best / base_best:.2f}x best, {mean / base_mean:.2f}x mean)")  # fmt: skip
+        best, mean = (
+            v / b for v, b in zip(_summary(list(results.values())[-1]), (base_best, base_mean))
+        )
+        target = 3 if lognormal else 2
+        print(f"speed-up: {best:.2f}x best step, {mean:.2f}x mean (target >= {target}x)")
+        if lognormal:
+            padded, packed = (_summary(r)[1] for r in results.values())
+            print(
+                f"where it comes from (means): the precomputed reference, batch-first logits "
+                f"and the rest {padded / base_mean:.2f}x; packing and the fused head a further "
+                f"{packed / padded:.2f}x"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -37,6 +37,32 @@ def is_temporary(path: Path) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
+def remove_abandoned_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of `path` (`temporary_name` siblings) whose process no longer runs
+    on this machine: what a killed writer left. Returns the removed paths."""
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}{TMP_MARK}*"):
+        pid = candidate.name.rsplit(TMP_MARK, 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            if candidate.is_dir():
+                shutil.rmtree(candidate, ignore_errors=True)
+            else:
+                candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: running
+        return True
+    return True
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from megatron_o1p.config.choices import SPEC_NAMES
-from megatron_o1p.config.flags import Flags, flag, require
+from megatron_o1p.config.flags import Flags, OnOffSwitch, flag, require
 
 # Megatron-LM's --make-vocab-size-divisible-by default. The vocab is padded once, at conversion,
 # to a multiple of this, independent of TP: any TP that divides the padded size loads the
@@ -34,6 +34,15 @@ class ModelConfig(Flags):
     )
     bf16: bool = flag(False, "bf16 parameters and compute (default fp32)")
     seq_length: int = flag(4096, "max tokens per sequence, prompt + response")
+    pack_sequences: bool = flag(
+        True,
+        "--pack-sequences, the default: lay whole sequences end to end in micro-batches of at "
+        "most --micro-batch-size x --seq-length positions (no padding between them; the same "
+        "loss and gradients); --no-pack-sequences pads each micro-batch to its longest row",
+        name="--pack-sequences",
+        aliases=("--no-pack-sequences",),
+        action=OnOffSwitch,
+    )
     recompute_activations: bool = flag(
         False, "recompute each layer's activations in the backward (less memory, more time)"
     )

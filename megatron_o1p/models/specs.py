@@ -4,6 +4,10 @@ otherwise. The only module that knows Transformer Engine exists.
 With `qk_layernorm` (Qwen3) both specs add `self_attention.q_layernorm` / `k_layernorm`, under
 the same names in both (TENorm, or torch's RMSNorm over one head's `kv_channels`).
 
+Packed sequences (`training/packing.py`, megatron's THD layout): TE's attention reads
+`PackedSeqParams` itself; the local spec's core attention is `segment_attention.
+SegmentCausalAttention`, megatron's `DotProductAttention` run per segment.
+
 The two specs name the norms differently (see `state_dict_adapter.py`): TE fuses the
 pre-attention and pre-MLP RMSNorm into `linear_qkv` / `linear_fc1` (`layer_norm_weight`), the
 local spec keeps `input_layernorm` / `pre_mlp_layernorm` modules.
@@ -96,9 +100,13 @@ def layer_spec(name: str, *, sequence_parallel: bool = False, qk_layernorm: bool
         return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(qk_layernorm=qk_layernorm)
     if name != "local":
         raise ConfigError(f"unknown layer spec {name!r}")
+    from megatron_o1p.models.segment_attention import SegmentCausalAttention
+
     spec = gpt_layer_specs.get_gpt_layer_local_spec(
         normalization="RMSNorm", qk_layernorm=qk_layernorm
     )
+    # Packed rows (--pack-sequences): megatron's local core attention refuses THD.
+    spec.submodules.self_attention.submodules.core_attention = SegmentCausalAttention
     if sequence_parallel:
         spec.submodules.input_layernorm = SequenceParallelRMSNorm
         spec.submodules.pre_mlp_layernorm = SequenceParallelRMSNorm

@@ -150,5 +150,6 @@ class TrainConfig(Flags):
             "seed": self.seed,
             "spec": model.spec,
             "exit_after_iters": self.exit_after_iters,
+            "pack_sequences": model.pack_sequences,
         }
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}

@@ -13,6 +13,10 @@ A sequence is prompt + response, cut at `seq_length + 1` tokens (the official co
 chains of thought silently; we cut too, but count them: `data/truncated_frac`). Inputs are
 tokens[:-1], targets tokens[1:]; the loss mask covers positions whose target is a response token.
 
+With --pack-sequences (the default) a step's rows are packed instead, whole, into
+micro-batches of at most micro_batch_size x seq_length positions (`training/packing.py`):
+the step holds the same rows either way, so the loss and gradients are the same.
+
 Order: each epoch visits the rows in a permutation seeded by (seed, epoch); step i takes the
 next `global_batch_size` rows (an incomplete last batch is dropped), data-parallel rank r takes
 its contiguous share, sorted by length so each micro-batch pads little. The position in the
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from megatron_o1p.errors import DataError
+from megatron_o1p.training.packing import packed_micro_batches
 
 REQUIRED = {
     "o1-pruner": ("prompt_ids", "response_ids", "advantage", "ref_logprobs"),
@@ -113,6 +118,12 @@ def collate(sequences: list[Sequence], pad_to: int, pad_id: int = 0) -> dict:
     }
 
 
+def pack_capacity(seq_length: int, micro_batch_size: int, sequences_per_row: int) -> int:
+    """Positions of one packed micro-batch: what a padded one of the same flags holds at most
+    (`micro_batch_size` rows of `sequences_per_row` sequences of `seq_length`)."""
+    return seq_length * micro_batch_size * sequences_per_row
+
+
 def padding_rule(tensor_parallel_size: int, pipelined: bool, seq_length: int):
     """(pad multiple, fixed length) of micro-batches, shared by `o1p train` and `o1p
     ref-logprobs`: a micro-batch pads to its longest sequence rounded up to a multiple of
@@ -166,10 +177,21 @@ class StepBatches:
         share = self.global_batch_size // self.dp_size
         return rows[self.dp_rank * share : (self.dp_rank + 1) * share]
 
-    def micro_batches(self, iteration: int, pad_multiple: int, fixed_length: int | None):
-        """The micro-batch dicts of step `iteration` for this rank, shortest first."""
+    def micro_batches(
+        self,
+        iteration: int,
+        pad_multiple: int,
+        fixed_length: int | None,
+        pack_capacity: int | None = None,
+    ):
+        """The micro-batch dicts of step `iteration` for this rank: padded, shortest first, or
+        with `pack_capacity` packed rows of at most that many positions (`training/packing.py`;
+        `fixed_length` then pads every packed row to it)."""
         lengths = self.row_lengths
         rows = sorted(self.rows_of_step(iteration), key=lambda r: int(lengths[r]))
+        if pack_capacity is not None:
+            examples = [self.examples[r] for r in rows]
+            return packed_micro_batches(examples, pack_capacity, pad_multiple, fixed_length)
         out = []
         for i in range(0, len(rows), self.micro_batch_size):
             group = [self.examples[r] for r in rows[i : i + self.micro_batch_size]]

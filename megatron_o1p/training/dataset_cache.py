@@ -15,8 +15,8 @@ record batches (`_BATCH_ROWS` rows) from the parquet into a temporary folder tha
 into place (`atomic.atomic_dir`), so a killed conversion never leaves a cache that looks valid;
 it runs under an exclusive `flock` of the parquet file, so the ranks of a node convert once
 and the others wait, then read it.
-Delete the folder to drop the cache; a killed conversion leaves `.train.parquet.o1p-cache.tmp-PID`
-beside it, which can be deleted too.
+Delete the folder to drop the cache. A killed conversion leaves `.train.parquet.o1p-cache.tmp-PID`
+beside it; the next conversion removes those whose process no longer runs on this machine.
 
 Tested by tests/unit/training/test_dataset_cache.py.
 """
@@ -80,6 +80,8 @@ def ensure_cache(parquet: Path) -> tuple[Path, dict]:
             key = source_key(parquet)  # taken before reading: a later rewrite reconverts
             facts = _valid_facts(folder, key)  # another process may have converted it
             if facts is None:
+                # what killed conversions left (their process is gone), before writing anew
+                atomic.remove_abandoned_temporaries(folder)
                 facts = _convert(parquet, folder, key)
     return folder / ROWS_FILE, facts
 

@@ -19,7 +19,11 @@ Each micro-batch is a dict of tensors (batch-first):
     ref_seq_logprobs [b]   fp32    dpo: sum of ref log-probs per sequence; rows [0, b/2) are
                                    the chosen responses, rows [b/2, b) the rejected ones
 
-(`forward_only` reads `tokens` and `position_ids`, and `targets` for log-probs.)
+(`forward_only` reads `tokens` and `position_ids`, and `targets` for log-probs.) A packed
+micro-batch (`training/packing.py`, `--pack-sequences`) is one row [1, T] of sequences end to
+end, with `cu_seqlens` (the model gets megatron's `PackedSeqParams`) and `segment_index`, by
+which the loss gathers its per-position values back to one row per sequence before any loss
+or aggregation runs.
 
 On the last pipeline stage the model returns this rank's vocab shard of the logits,
 [b, T, V/TP] (megatron's `GPTModel` transposes to batch-first when no labels are given), or,
@@ -53,6 +57,7 @@ from megatron_o1p.training.output_layout import (
     loss_positions,
     set_logit_positions,
 )
+from megatron_o1p.training.packing import PACKED_KEY, packed_seq_params, unpack_segments
 
 FORWARD_OUTPUTS = ("logprobs", "logits")
 """What `forward_only` returns per micro-batch: token log-probs, or the raw logit shard."""
@@ -120,11 +125,16 @@ def compute_loss(
         weight=weight,
         inplace=True,
     )
-    mask = batch["loss_mask"]
+    mask, ref_logprobs = batch["loss_mask"], batch["ref_logprobs"]
+    if PACKED_KEY in batch:  # one packed row -> one row per sequence (training/packing.py)
+        index = batch[PACKED_KEY]
+        logprobs, mask, ref_logprobs = (
+            unpack_segments(x, index) for x in (logprobs, mask, ref_logprobs)
+        )
     if cfg.loss == "o1-pruner":
         loss, metrics = length_harmonizing_loss(
             logprobs,
-            batch["ref_logprobs"],
+            ref_logprobs,
             batch["advantages"],
             mask,
             epsilon=cfg.epsilon,
@@ -174,7 +184,12 @@ def make_forward_step(loss: LossConfig, state, *, vocab_size: int) -> Callable:
             loss_batch = crop_batch(batch, positions)
         else:
             loss_batch = batch
-        output = model(batch["tokens"], batch["position_ids"], None)
+        output = model(
+            batch["tokens"],
+            batch["position_ids"],
+            None,
+            packed_seq_params=packed_seq_params(batch),
+        )
         weight = head_weight(model) if fused_head else None
         return output, partial(_loss_func, loss, vocab_size, tp_group, loss_batch, weight)
 
@@ -244,7 +259,12 @@ def forward_only(
 
     def forward_step(data_iterator, model):
         batch = next(data_iterator)
-        out = model(batch["tokens"], batch["position_ids"], None)
+        out = model(
+            batch["tokens"],
+            batch["position_ids"],
+            None,
+            packed_seq_params=packed_seq_params(batch),
+        )
         weight = head_weight(model) if fused_head else None
 
         def collect(out: torch.Tensor, non_loss_data: bool = True) -> torch.Tensor:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 
 from megatron_o1p.errors import SetupError
+from megatron_o1p.training.packing import PACKED_KEY, crop_segment_index
 
 
 def batch_first_output_layer(chunks: list, *, fused_head: bool = False) -> int:
@@ -105,9 +106,14 @@ def loss_positions(loss_mask: torch.Tensor) -> slice:
 
 
 def crop_batch(batch: dict, positions: slice) -> dict:
-    """The micro-batch's per-position loss inputs cut to `positions` (per-row ones kept)."""
+    """The micro-batch's per-position loss inputs cut to `positions` (per-row ones kept; a
+    packed row's `segment_index` re-pointed into the cut)."""
     per_position = ("targets", "loss_mask", "ref_logprobs")
-    return {k: (v[:, positions] if k in per_position else v) for k, v in batch.items()}
+    cropped = {k: (v[:, positions] if k in per_position else v) for k, v in batch.items()}
+    if PACKED_KEY in batch:
+        length = batch["tokens"].shape[1]
+        cropped[PACKED_KEY] = crop_segment_index(batch[PACKED_KEY], positions, length)
+    return cropped
 
 
 def _output_layer(model):

@@ -31,6 +31,7 @@ from megatron_o1p.errors import DataError
 from megatron_o1p.models.loading import initialize_for, load_model, read_checkpoint
 from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION
 from megatron_o1p.training import data as train_data
+from megatron_o1p.training import packing
 from megatron_o1p.training.forward_step import forward_only
 from megatron_o1p.training.output_layout import batch_first_output_layer
 from megatron_o1p.training.ref_logprobs_config import RefLogprobsConfig
@@ -77,13 +78,7 @@ def _rank_logprobs(cfg: RefLogprobsConfig, chunks, state, examples, vocab_size: 
     rows; filled on the last pipeline stage only (empty elsewhere)."""
     mine = list(range(state.dp_rank, len(examples), state.dp_size))
     per_row: dict[int, list] = {}
-    pad_multiple, fixed = train_data.padding_rule(
-        state.tp_size, state.pp_size > 1, cfg.model.seq_length
-    )
-    for start in range(0, len(mine), cfg.micro_batch_size):
-        group = mine[start : start + cfg.micro_batch_size]
-        seqs = [s for r in group for s in examples[r]]
-        batch = train_data.collate_padded(seqs, pad_multiple, fixed)
+    for group, batch in _micro_batches(cfg, state, examples, mine):
         out = forward_only(
             chunks,
             state,
@@ -95,10 +90,37 @@ def _rank_logprobs(cfg: RefLogprobsConfig, chunks, state, examples, vocab_size: 
         if out is None:
             continue
         logprobs, mask = out[0].cpu(), batch["loss_mask"]
-        owners = [r for r in group for _ in examples[r]]  # the row of each sequence, in order
+        if packing.PACKED_KEY in batch:  # one row per sequence again
+            index = batch[packing.PACKED_KEY]
+            logprobs = packing.unpack_segments(logprobs, index)
+            mask = packing.unpack_segments(mask, index)
+        # the sequences are in `packing.sequences_of` order: every row's first, then second
+        owners = [r for k in range(len(examples[group[0]])) for r in group]
         for i, row in enumerate(owners):
             per_row.setdefault(row, []).append(logprobs[i][mask[i] > 0].tolist())
     return per_row
+
+
+def _micro_batches(cfg: RefLogprobsConfig, state, examples, mine: list[int]):
+    """(rows, micro-batch) of this rank's rows: packed (as training packs them) or padded
+    groups of --micro-batch-size rows."""
+    pad_multiple, fixed = train_data.padding_rule(
+        state.tp_size, state.pp_size > 1, cfg.model.seq_length
+    )
+    if cfg.model.pack_sequences:
+        rows = [examples[r] for r in mine]
+        capacity = train_data.pack_capacity(
+            cfg.model.seq_length, cfg.micro_batch_size, len(rows[0]) if rows else 1
+        )
+        fixed = capacity if state.pp_size > 1 else None
+        for members in packing.bins_of(rows, capacity):
+            group = [mine[i] for i in members]
+            yield group, packing.collate_rows([rows[i] for i in members], pad_multiple, fixed)
+        return
+    for start in range(0, len(mine), cfg.micro_batch_size):
+        group = mine[start : start + cfg.micro_batch_size]
+        seqs = packing.sequences_of([examples[r] for r in group])
+        yield group, train_data.collate_padded(seqs, pad_multiple, fixed)
 
 
 def _with_ref_columns(table, pairs: bool, merged: dict):

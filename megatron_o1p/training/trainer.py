@@ -113,7 +113,7 @@ def train_step(run: TrainingRun, iteration: int) -> StepReport:
     Raises:
         TrainingError: the loss or the gradient norm is not finite (the run diverged).
     """
-    micro_batches = run.batches.micro_batches(iteration, *_padding(run.cfg))
+    micro_batches = run.batches.micro_batches(iteration, *_batch_layout(run.cfg))
     reports = _forward_backward(run, micro_batches)
     update_successful, grad_norm, lr = _optimizer_step(run)
     report = _report(run, iteration, reports, lr, grad_norm, update_successful)
@@ -295,9 +295,15 @@ def _resume_or_load(run: TrainingRun) -> int:
         print0(f"resumed {source} at iteration {iteration}/{run.total_iters}")
         return iteration
     load_weights(run.chunks, run.checkpoint)
+    capacity = _batch_layout(run.cfg)[2]
+    batching = (
+        f"{run.micro_batches_per_step} micro-batches"
+        if capacity is None
+        else f"rows packed in micro-batches of <= {capacity} positions"
+    )
     print0(
-        f"loaded {source}; training {run.total_iters} iterations, {run.micro_batches_per_step} "
-        f"micro-batches per step on each of {state.dp_size} data-parallel ranks"
+        f"loaded {source}; training {run.total_iters} iterations, {batching} per step on each "
+        f"of {state.dp_size} data-parallel ranks"
     )
     return 0
 
@@ -305,13 +311,19 @@ def _resume_or_load(run: TrainingRun) -> int:
 # -- one step ------------------------------------------------------------------------------
 
 
-def _padding(cfg: TrainConfig) -> tuple[int, int | None]:
+def _batch_layout(cfg: TrainConfig) -> tuple[int, int | None, int | None]:
+    """(pad multiple, fixed length, packed capacity or None) of the run's micro-batches."""
     parallel = cfg.parallel
-    return train_data.padding_rule(
-        parallel.tensor_model_parallel_size,
-        parallel.pipeline_model_parallel_size > 1,
-        cfg.model.seq_length,
+    pipelined = parallel.pipeline_model_parallel_size > 1
+    pad_multiple, fixed = train_data.padding_rule(
+        parallel.tensor_model_parallel_size, pipelined, cfg.model.seq_length
     )
+    if not cfg.model.pack_sequences:
+        return pad_multiple, fixed, None
+    per_row = 2 if cfg.loss.loss == "dpo" else 1
+    capacity = train_data.pack_capacity(cfg.model.seq_length, cfg.micro_batch_size, per_row)
+    # pipeline parallelism: every packed row the same (fixed) size
+    return pad_multiple, (capacity if pipelined else None), capacity
 
 
 def _forward_backward(run: TrainingRun, micro_batches: list[dict]) -> list[dict]:

@@ -1,6 +1,6 @@
-"""`o1p ref-logprobs`: the same values at TP=1 and PP=2 (and with `--logprob-impl fused-head` at
-TP=2), NaN past --seq-length, DPO sums, the rollout mismatch report, and training step 0 sees
-ratio 1 against them."""
+"""`o1p ref-logprobs`: the same values at TP=1 and PP=2, packed and padded (and with
+`--logprob-impl fused-head` at TP=2), NaN past --seq-length, DPO sums, the rollout mismatch
+report, and training step 0 sees ratio 1 against them."""
 
 import math
 import re
@@ -27,7 +27,9 @@ def test_per_token_values_match_across_layouts_and_give_ratio_one(qwen2_mcore, t
     a = _dataset(tmp_path / "a.parquet", PER_TOKEN_DROP)
     b = tmp_path / "b.parquet"
     b.write_bytes(a.read_bytes())
-    run_o1p("ref-logprobs", "--load", qwen2_mcore, "--data", a, "--seq-length", "16")
+    # padded at TP=1, packed (the default) into fixed-size rows at PP=2
+    run_o1p("ref-logprobs", "--load", qwen2_mcore, "--data", a, "--seq-length", "16",
+            "--no-pack-sequences")  # fmt: skip
     run_torchrun(2, "ref-logprobs", "--load", qwen2_mcore, "--data", b, "--seq-length", "16",
                  "--pipeline-model-parallel-size", "2", "--micro-batch-size", "3")  # fmt: skip
     rows_a, rows_b = pq.read_table(a).to_pylist(), pq.read_table(b).to_pylist()
@@ -73,6 +75,16 @@ def test_dpo_sums_and_mismatch_report(qwen2_mcore, tmp_path):
     run_o1p("ref-logprobs", "--load", qwen2_mcore, "--data", pairs, "--seq-length", "64")
     row = pq.read_table(pairs).to_pylist()[0]
     assert row["ref_chosen_logprob"] < 0 and row["ref_rejected_logprob"] < row["ref_chosen_logprob"]
+    padded = _dataset(
+        tmp_path / "dpo_padded.parquet", ["ref_chosen_logprob", "ref_rejected_logprob"]
+    )
+    run_o1p("ref-logprobs", "--load", qwen2_mcore, "--data", padded, "--seq-length", "64",
+            "--no-pack-sequences")  # fmt: skip
+    for packed_row, padded_row in zip(
+        pq.read_table(pairs).to_pylist(), pq.read_table(padded).to_pylist()
+    ):
+        for side in ("ref_chosen_logprob", "ref_rejected_logprob"):
+            assert packed_row[side] == pytest.approx(padded_row[side], abs=1e-4)
 
     data = _dataset(tmp_path / "d.parquet", PER_TOKEN_DROP)
     run_o1p("ref-logprobs", "--load", qwen2_mcore, "--data", data, "--seq-length", "64")

@@ -58,6 +58,8 @@ ITERS = ["--train-iters", "6"]
 QWEN2_LAYOUTS = {
     "tp2": ["--tensor-model-parallel-size", "2"],
     "pp2": ["--pipeline-model-parallel-size", "2"],
+    # `straight` packs its rows (the default); this one pads them
+    "tp2-padded": ["--tensor-model-parallel-size", "2", "--no-pack-sequences"],
     # Tied embeddings at PP=2: the fused head's gradient reaches the last stage's tied copy and,
     # through megatron's embedding all-reduce, the embedding: the loss curve is chunked's.
     "pp2-fused-head": ["--pipeline-model-parallel-size", "2", "--logprob-impl", "fused-head"],

@@ -10,6 +10,7 @@ from megatron_o1p.atomic import (
     atomic_dir,
     atomic_file,
     is_temporary,
+    remove_abandoned_temporaries,
     temporary_name,
     write_json,
     write_parquet,
@@ -64,3 +65,22 @@ def test_a_failed_folder_write_leaves_nothing(tmp_path):
         (tmp / "weights").write_bytes(b"x")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_abandoned_temporaries_are_removed_and_running_writers_kept(tmp_path):
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(finished.stdout)
+    target = tmp_path / "rows.o1p-cache"
+    abandoned = tmp_path / f".rows.o1p-cache.tmp-{dead}"
+    ours = tmp_path / f".rows.o1p-cache.tmp-{os.getpid()}"
+    init = tmp_path / ".rows.o1p-cache.tmp-1"  # pid 1 always runs
+    other = tmp_path / f".other.tmp-{dead}"
+    for folder in (abandoned, ours, init, other):
+        folder.mkdir()
+    (abandoned / "rows.arrow").write_bytes(b"x")
+    assert remove_abandoned_temporaries(target) == [abandoned]
+    assert not abandoned.exists() and ours.is_dir() and init.is_dir() and other.is_dir()

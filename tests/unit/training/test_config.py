@@ -48,6 +48,7 @@ RECORD_KEYS = [
     "seed",
     "spec",
     "exit_after_iters",
+    "pack_sequences",
 ]
 
 
@@ -70,6 +71,7 @@ def test_defaults_make_the_flat_record():
     assert record["global_batch_size"] == 32 and record["micro_batch_size"] == 1
     assert record["seq_length"] == 4096 and record["train_epochs"] == 1
     assert record["tensorboard_dir"] is None and record["spec"] == "auto"
+    assert record["pack_sequences"] is True  # packed unless --no-pack-sequences
 
 
 def test_every_flag_reaches_its_config_and_the_record():
@@ -81,7 +83,8 @@ def test_every_flag_reaches_its_config_and_the_record():
         "--adam-beta2 0.95 --train-epochs 3 --train-iters 7 --bf16 --epsilon 0.3 "
         "--epsilon-high 0.4 --ratio sequence --loss-aggregation token-mean --dpo-beta 0.2 "
         "--logprob-impl native --recompute-activations --freeze-layers 1 --save-interval 2 "
-        "--log-interval 5 --tensorboard-dir tb --seed 7 --spec local --exit-after-iters 3"
+        "--log-interval 5 --tensorboard-dir tb --seed 7 --spec local --exit-after-iters 3 "
+        "--no-pack-sequences"
     )
     cfg = _config(*argv.split())
     assert cfg.loss.loss == "dpo" and cfg.optimizer.lr == 1e-3 and cfg.model.bf16
@@ -125,6 +128,7 @@ def test_every_flag_reaches_its_config_and_the_record():
             "seed": 7,
             "spec": "local",
             "exit_after_iters": 3,
+            "pack_sequences": False,
         }.items()
     )
 

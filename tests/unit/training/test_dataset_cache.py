@@ -104,6 +104,7 @@ def test_a_killed_conversion_leaves_no_cache_and_a_waiting_process_converts(tmp_
     assert waiter.wait(timeout=120) == 0
     assert (cache_dir(data) / CHECKS_FILE).is_file()
     assert len(open_dataset(data, "o1-pruner", 64)) == 8
+    assert not [p for p in tmp_path.iterdir() if is_temporary(p)]  # the killed one's is gone
 
 
 def test_a_corrupt_parquet_fails_in_one_line_and_leaves_nothing(tmp_path):
