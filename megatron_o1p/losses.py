@@ -111,6 +111,19 @@ def length_harmonizing_loss(
     return loss, metrics
 
 
+def loss_units(
+    loss: str, *, loss_mask: torch.Tensor, sequences: int, ratio="token", aggregation="seq-mean"
+) -> float:
+    """The `count` the loss `loss` ("o1-pruner", "sft", "dpo") returns for a micro-batch of
+    `sequences` sequences (DPO: chosen then rejected) whose response tokens `loss_mask` marks,
+    known before the forward pass (the MoE aux loss is weighed by it: training/moe_aux.py)."""
+    if loss == "dpo":
+        return float(sequences // 2)
+    if loss == "o1-pruner" and (ratio == "sequence" or aggregation == "seq-mean"):
+        return float(sequences)
+    return float(loss_mask.sum())
+
+
 def sft_loss(logprobs, loss_mask, *, normalizer=None) -> tuple[torch.Tensor, dict]:
     """Token-mean negative log-likelihood (the paper's SFT-on-shortest baseline).
 

@@ -52,6 +52,14 @@ def tiny_qwen3_untied(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_moe(tmp_path_factory):
+    """Qwen3-MoE: Qwen3's attention, 2 layers of 8 experts each, top-2 renormalised, untied."""
+    from megatron_o1p.testing.tiny_models import build_tiny_qwen3_moe
+
+    return build_tiny_qwen3_moe(tmp_path_factory.mktemp("hf") / "qwen3_moe")
+
+
+@pytest.fixture(scope="session")
 def vllm_tiny_qwen2(tmp_path_factory):
     """Qwen2 that vLLM's CPU attention accepts (head_dim 64: hidden 128, 2 heads)."""
     from megatron_o1p.testing.tiny_models import build_tiny_qwen2
@@ -93,4 +101,12 @@ def llama_mcore(tiny_llama, tmp_path_factory):
     out = tmp_path_factory.mktemp("mcore") / "llama"
     # Recorded as the TE spec: it must still load into the local spec used on the CPU.
     run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_llama, "--out", out, "--spec", "te")
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen3_moe_mcore(tiny_qwen3_moe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mcore") / "qwen3_moe"
+    # The local spec's sequential experts: the key layout both specs load
+    run_o1p("convert", "hf-to-mcore", "--hf-dir", tiny_qwen3_moe, "--out", out, "--spec", "local")
     return out

@@ -20,6 +20,7 @@ import functools
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -171,7 +172,8 @@ def _copy_side_files(src: Path, dst: Path) -> list[str]:
 
 
 def _open_hf_source(cfg: HfToMcoreConfig) -> tuple[ModelArchitecture, object, int]:
-    """(architecture, weight reader, padded vocab) of the HF folder, checked for `cfg`'s TP/PP."""
+    """(architecture, weight reader, padded vocab) of the HF folder, checked for `cfg`'s
+    TP/PP/EP."""
     hf_dir = Path(cfg.hf_dir)
     arch = read_architecture(hf_dir)
     if not any((hf_dir / name).is_file() for name in TOKENIZER_FILES):
@@ -183,6 +185,7 @@ def _open_hf_source(cfg: HfToMcoreConfig) -> tuple[ModelArchitecture, object, in
     padded_vocab = arch.padded_vocab_size(cfg.make_vocab_size_divisible_by)
     arch.check_tensor_parallel(cfg.tensor_model_parallel_size, padded_vocab)
     arch.check_pipeline_parallel(cfg.pipeline_model_parallel_size)
+    arch.check_expert_parallel(cfg.expert_model_parallel_size, f"{hf_dir}: ")
     return arch, reader, padded_vocab
 
 
@@ -257,6 +260,41 @@ def hf_to_mcore(cfg: HfToMcoreConfig, progress=None) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class _Block:
+    """Where one parameter of the TP=1 model lies in the checkpoint."""
+
+    key: str
+    global_shape: tuple[int, ...]
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+    shape: tuple[int, ...]
+    """The parameter's shape: `sizes` less the prepended expert axis."""
+
+
+def _block(leaves: list, shape: tuple[int, ...]) -> _Block:
+    """The `_Block` of a TP=1 parameter of `shape` from its ShardedTensor leaves: the whole
+    global tensor, or for a MoE expert (whose leaves prepend the expert axis, and split a
+    gated fc1 into its gate and up halves) its expert's slice of it."""
+    tensors = [leaf for leaf in leaves if hasattr(leaf, "global_offset")]
+    first = tensors[0]
+    start = [min(leaf.global_offset[d] for leaf in tensors) for d in range(len(first.global_shape))]
+    end = [
+        max(
+            leaf.global_offset[d] + ((1,) * leaf.prepend_axis_num + tuple(leaf.local_shape))[d]
+            for leaf in tensors
+        )
+        for d in range(len(first.global_shape))
+    ]
+    return _Block(
+        key=first.key,
+        global_shape=tuple(first.global_shape),
+        offsets=tuple(start),
+        sizes=tuple(e - s for s, e in zip(start, end)),
+        shape=tuple(shape),
+    )
+
+
 def _units(layout: dict) -> list[list[str]]:
     """Parameter names grouped so one group is in memory at a time: embedding, each layer,
     then final norm and output layer."""
@@ -277,12 +315,14 @@ def _hf_specs(units, keys, params, adapter, reader) -> list[tuple[str, torch.dty
     specs = []
     for unit in units:
         for name in unit:
-            shape, dtype = reader.shape_dtype(keys[name])
-            if tuple(shape) != tuple(params[name].shape):
+            block = keys[name]
+            stored, dtype = reader.shape_dtype(block.key)
+            if tuple(stored) != block.global_shape:
                 raise CheckpointError(
-                    f"{reader.iteration_dir}: {keys[name]} has shape {tuple(shape)}, "
-                    f"the architecture implies {tuple(params[name].shape)}"
+                    f"{reader.iteration_dir}: {block.key} has shape {tuple(stored)}, "
+                    f"the architecture implies {block.global_shape}"
                 )
+            shape = block.shape
             meta_tensor = torch.empty(shape, dtype=dtype, device="meta")
             specs += [
                 (k, v.dtype, tuple(v.shape)) for k, v in adapter.to_hf(name, meta_tensor).items()
@@ -294,7 +334,9 @@ def _hf_tensors(units, keys, adapter, reader, progress):
     """(HF name, tensor) pairs in `_hf_specs` order, one megatron parameter read at a time."""
     for unit in units:
         for name in unit:
-            yield from adapter.to_hf(name, reader.read(keys[name])).items()
+            block = keys[name]
+            tensor = reader.read_region(block.key, block.offsets, block.sizes)
+            yield from adapter.to_hf(name, tensor.reshape(block.shape)).items()
             if progress is not None:
                 progress.update(1)
 
@@ -314,8 +356,9 @@ def mcore_to_hf(cfg: McoreToHfConfig, progress=None) -> Path:
     adapter = StateDictAdapter(arch, layout_spec, padded_vocab)
     reader = GlobalTensorReader(resolve_iteration_dir(mcore_dir))
     params = dict(model.named_parameters())
-    # Layout rule: a parameter of the TP=1 model IS its checkpoint key's global tensor.
-    keys = {name: layout[name][0].key for name in params}
+    # Layout rule: a parameter of the TP=1 model IS a block of its checkpoint key's global
+    # tensor: the whole of it, or one expert of a MoE layer's [experts, ...] tensor.
+    keys = {name: _block(layout[name], params[name].shape) for name in params}
     units = [[n for n in unit if n in params] for unit in _units(layout)]
     specs = _hf_specs(units, keys, params, adapter, reader)
     if progress is not None:

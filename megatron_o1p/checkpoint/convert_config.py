@@ -1,7 +1,7 @@
 """The configs of `o1p convert hf-to-mcore` and `mcore-to-hf`, with their own flags.
 
 Kept apart from `checkpoint/convert.py` (which imports torch) so that `o1p convert --help`
-stays torch-free. hf-to-mcore's --spec and TP/PP sizes are flags of ModelConfig and
+stays torch-free. hf-to-mcore's --spec and TP/PP/EP sizes are flags of ModelConfig and
 ParallelConfig: the command passes them in as plain fields.
 
 Tested by tests/unit/commands/test_convert.py.
@@ -26,6 +26,7 @@ class HfToMcoreConfig(Flags):
     tensor_model_parallel_size: int = 1
     """The TP size you plan to train with: checked against the model, not used to shard."""
     pipeline_model_parallel_size: int = 1
+    expert_model_parallel_size: int = 1
     make_vocab_size_divisible_by: int = flag(
         DEFAULT_VOCAB_MULTIPLE, "pad the vocab to a multiple of this (Megatron-LM's flag)"
     )

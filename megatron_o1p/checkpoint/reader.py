@@ -200,12 +200,29 @@ class GlobalTensorReader:
 
     def read(self, key: str) -> torch.Tensor:
         """The whole global tensor `key` (CPU), its stored chunks assembled by offset."""
+        shape, _ = self.shape_dtype(key)
+        return self.read_region(key, (0,) * len(shape), shape)
+
+    def read_region(self, key: str, offsets, sizes) -> torch.Tensor:
+        """The block of global tensor `key` at `offsets` of `sizes` (CPU): one stored chunk as
+        loaded when it is exactly that block, else assembled from the chunks it overlaps. A
+        MoE layer's experts are one global tensor [experts, ...]; each expert is such a block."""
         shape, dtype = self.shape_dtype(key)
+        offsets, sizes = tuple(offsets), tuple(sizes)
         chunks = self.metadata.state_dict_metadata[key].chunks
-        if len(chunks) == 1 and tuple(chunks[0].sizes) == shape:
-            return self._load_chunk(key, chunks[0].offsets).reshape(shape)
-        full = torch.empty(shape, dtype=dtype)
         for chunk in chunks:
-            region = tuple(slice(o, o + n) for o, n in zip(chunk.offsets, chunk.sizes))
-            full[region] = self._load_chunk(key, chunk.offsets).reshape(tuple(chunk.sizes))
-        return full
+            if tuple(chunk.offsets) == offsets and tuple(chunk.sizes) == sizes:
+                return self._load_chunk(key, chunk.offsets).reshape(sizes)
+        block = torch.empty(sizes, dtype=dtype)
+        for chunk in chunks:
+            overlap = [
+                (max(o, co), min(o + n, co + cn))
+                for o, n, co, cn in zip(offsets, sizes, chunk.offsets, chunk.sizes)
+            ]
+            if any(lo >= hi for lo, hi in overlap):
+                continue
+            data = self._load_chunk(key, chunk.offsets).reshape(tuple(chunk.sizes))
+            source = tuple(slice(lo - co, hi - co) for (lo, hi), co in zip(overlap, chunk.offsets))
+            target = tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(overlap, offsets))
+            block[target] = data[source]
+        return block

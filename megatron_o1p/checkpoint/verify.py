@@ -8,7 +8,10 @@ Both models run the same token batch (tokenizer-encoded text plus random ids); t
 model is loaded through `models/loading.py` and runs forward-only through
 `training/forward_step.forward_only`; the last pipeline stage gathers the vocab-parallel
 logits, drops megatron's padded vocab columns, and compares logits and log-probs with HF's.
-Exit status 1 above the tolerance.
+Exit status 1 above the tolerance. For a mixture of experts the check also counts, from HF's
+router, the tokens each expert of each layer receives: a batch that leaves an expert idle
+would not test that expert's weights or its routing, so it fails too (raise
+--micro-batch-size).
 
 Tested by tests/distributed/test_verify.py (every TP/PP layout, both dtypes) and
 tests/e2e/test_convert_cli.py.
@@ -37,10 +40,13 @@ class VerifyResult:
     max_logprob_diff: float
     tolerance: float
     shape: tuple = field(default_factory=tuple)
+    fewest_expert_tokens: int | None = None
+    """MoE: the fewest tokens HF's router sent to any expert of any layer; None = dense."""
 
     @property
     def passed(self) -> bool:
-        return self.max_logit_diff <= self.tolerance and self.max_logprob_diff <= self.tolerance
+        within = self.max_logit_diff <= self.tolerance and self.max_logprob_diff <= self.tolerance
+        return within and self.fewest_expert_tokens != 0
 
 
 def check_same_architecture(hf_dir: Path, checkpoint: Checkpoint) -> ModelArchitecture:
@@ -103,7 +109,10 @@ def megatron_logits(chunks, tokens: torch.Tensor, state) -> torch.Tensor | None:
     return logits
 
 
-def _hf_logits(hf_dir: Path, tokens: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _hf_logits(
+    hf_dir: Path, tokens: torch.Tensor, dtype: torch.dtype, arch: ModelArchitecture
+) -> tuple[torch.Tensor, int | None]:
+    """HF's logits, and for a MoE the fewest tokens its router sent to one expert of a layer."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -111,20 +120,32 @@ def _hf_logits(hf_dir: Path, tokens: torch.Tensor, dtype: torch.dtype) -> torch.
     ).to(tokens.device)
     model.eval()
     with torch.no_grad():
-        return model(input_ids=tokens).logits.float()
+        out = model(input_ids=tokens, **({"output_router_logits": True} if arch.is_moe else {}))
+    if not arch.is_moe:
+        return out.logits.float(), None
+    counts = [
+        torch.bincount(
+            router.topk(arch.moe_router_topk, dim=-1).indices.flatten(),
+            minlength=arch.num_experts,
+        )
+        for router in out.router_logits
+    ]
+    return out.logits.float(), int(torch.stack(counts).min())
 
 
-def _max_diffs(cfg: VerifyConfig, state, tokens, logits, vocab_size: int) -> torch.Tensor:
-    """[max |logit diff|, max |log-prob diff|] fp64, the same on every rank."""
-    diffs = torch.zeros(2, dtype=torch.float64, device=state.device)
+def _max_diffs(cfg: VerifyConfig, state, tokens, logits, arch) -> torch.Tensor:
+    """[max |logit diff|, max |log-prob diff|, fewest tokens of an expert (-1: dense)] fp64,
+    the same on every rank."""
+    diffs = torch.zeros(3, dtype=torch.float64, device=state.device)
     reporter = state.is_last_stage and state.tp_rank == 0 and state.dp_rank == 0
     if reporter:
-        reference = _hf_logits(cfg.hf_dir, tokens, cfg.model.torch_dtype())
+        reference, fewest = _hf_logits(cfg.hf_dir, tokens, cfg.model.torch_dtype(), arch)
         # Padded vocab columns (rows of zeros in the embedding/output layer) are not tokens:
         # drop them before the softmax, or they take probability mass HF never gives.
-        ours = logits[..., :vocab_size]
+        ours = logits[..., : arch.vocab_size]
         diffs[0] = (ours - reference).abs().max()
         diffs[1] = (torch.log_softmax(ours, -1) - torch.log_softmax(reference, -1)).abs().max()
+        diffs[2] = -1 if fewest is None else fewest
     dist.all_reduce(diffs, op=dist.ReduceOp.MAX)
     return diffs
 
@@ -137,5 +158,8 @@ def verify(cfg: VerifyConfig) -> VerifyResult:
     chunks = load_model(checkpoint, cfg.model, state)
     tokens = _token_batch(cfg.hf_dir, arch, cfg).to(state.device)
     logits = megatron_logits(chunks, tokens, state)
-    diffs = _max_diffs(cfg, state, tokens, logits, arch.vocab_size)
-    return VerifyResult(float(diffs[0]), float(diffs[1]), cfg.tolerance, tuple(tokens.shape))
+    diffs = _max_diffs(cfg, state, tokens, logits, arch)
+    fewest = None if diffs[2] < 0 else int(diffs[2])
+    return VerifyResult(
+        float(diffs[0]), float(diffs[1]), cfg.tolerance, tuple(tokens.shape), fewest
+    )

@@ -19,8 +19,9 @@ from megatron_o1p.config.parallel import ParallelConfig
 DEFAULT_TOLERANCE = {"float32": 1e-4, "bfloat16": 1.5e-1}
 """Max |diff| of logits and log-probs when --tolerance is not given, per dtype."""
 
-UNUSED_FLAGS = ("load", "recompute_activations")
-"""ModelConfig flags verify does not take: the checkpoint is --mcore-dir; no backward."""
+UNUSED_FLAGS = ("load", "recompute_activations", "pack_sequences")
+"""ModelConfig flags verify does not take: the checkpoint is --mcore-dir; no backward; its
+test batch is padded rows."""
 
 
 @dataclass

@@ -17,7 +17,11 @@ from megatron_o1p.checkpoint.verify_config import VerifyConfig
 from megatron_o1p.config.model import ModelConfig
 from megatron_o1p.config.parallel import ParallelConfig
 
-_LAYOUT_SIZES = ("tensor_model_parallel_size", "pipeline_model_parallel_size")
+_LAYOUT_SIZES = (
+    "tensor_model_parallel_size",
+    "pipeline_model_parallel_size",
+    "expert_model_parallel_size",
+)
 _VERIFY_SEQ_LENGTH = 64  # a short test batch, not a training length
 
 
@@ -54,6 +58,7 @@ def _run_hf_to_mcore(args: argparse.Namespace) -> int:
         spec=args.spec,
         tensor_model_parallel_size=layout.tensor_model_parallel_size,
         pipeline_model_parallel_size=layout.pipeline_model_parallel_size,
+        expert_model_parallel_size=layout.expert_model_parallel_size,
     )
     out = hf_to_mcore(cfg, progress=_tick("hf-to-mcore"))
     print(f"o1p convert: wrote megatron checkpoint {out}", flush=True)
@@ -84,12 +89,23 @@ def _run_verify(args: argparse.Namespace) -> int:
     result = verify(cfg)
     verdict = "PASS" if result.passed else "FAIL"
     parallel = cfg.parallel
+    ep = parallel.expert_model_parallel_size
+    experts = (
+        ""
+        if result.fewest_expert_tokens is None
+        else f", fewest tokens routed to an expert = {result.fewest_expert_tokens}"
+        + (
+            " (an idle expert is untested: raise --micro-batch-size)"
+            if not result.fewest_expert_tokens
+            else ""
+        )
+    )
     print0(
         f"verify: TP={parallel.tensor_model_parallel_size} "
-        f"PP={parallel.pipeline_model_parallel_size} "
+        f"PP={parallel.pipeline_model_parallel_size}{f' EP={ep}' if ep > 1 else ''} "
         f"{'bf16' if cfg.model.bf16 else 'fp32'} tokens {result.shape[0]}x{result.shape[1]}: "
         f"max |logit diff| = {result.max_logit_diff:.3e}, "
-        f"max |logprob diff| = {result.max_logprob_diff:.3e} "
+        f"max |logprob diff| = {result.max_logprob_diff:.3e}{experts} "
         f"(tolerance {result.tolerance:.2g}): {verdict}"
     )
     shutdown()

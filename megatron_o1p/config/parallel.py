@@ -26,6 +26,16 @@ class ParallelConfig(Flags):
     sequence_parallel: bool = flag(
         False, "shard norm and dropout activations over TP (no effect at TP 1)"
     )
+    expert_model_parallel_size: int = flag(
+        1,
+        "expert-parallel size (megatron EP, mixture-of-experts models): each rank holds "
+        "num_experts / EP experts",
+    )
+    expert_tensor_parallel_size: int | None = flag(
+        None,
+        "tensor-parallel size inside each expert (megatron ETP); default 1 (whole experts, "
+        "as fine-grained Qwen3-MoE experts run best) with expert parallelism, else TP",
+    )
     virtual_pipeline_model_parallel_size: int | None = None
     """Model chunks per pipeline rank (interleaved 1F1B); None = not interleaved. Derived from
     --num-layers-per-virtual-pipeline-stage by `for_model`."""
@@ -33,7 +43,18 @@ class ParallelConfig(Flags):
     """Batch pipeline send/recv ops. None = megatron's default except where it is unsafe."""
 
     def __post_init__(self) -> None:
-        for name in ("tensor_model_parallel_size", "pipeline_model_parallel_size"):
+        if self.expert_tensor_parallel_size is None:
+            # megatron reduces the experts' gradients over their own data-parallel group only
+            # at EP > 1; at EP 1 they are reduced as dense weights, which is right only when
+            # the experts are split over TP like the rest (ETP = TP)
+            ep1 = self.expert_model_parallel_size == 1
+            self.expert_tensor_parallel_size = self.tensor_model_parallel_size if ep1 else 1
+        for name in (
+            "tensor_model_parallel_size",
+            "pipeline_model_parallel_size",
+            "expert_model_parallel_size",
+            "expert_tensor_parallel_size",
+        ):
             value = getattr(self, name)
             require(value >= 1, f"--{name.replace('_', '-')} must be >= 1, got {value}")
         per_stage = self.num_layers_per_virtual_pipeline_stage
@@ -90,5 +111,13 @@ class ParallelConfig(Flags):
             world_size % (tp * pp) == 0,
             f"world size {world_size} is not divisible by tensor ({tp}) x pipeline ({pp}) "
             "parallel size; change --nproc-per-node or the parallel sizes",
+        )
+        ep, etp = self.expert_model_parallel_size, self.expert_tensor_parallel_size
+        # megatron lays the experts over each pipeline stage's ranks: EP x expert TP x expert DP
+        require(
+            (world_size // pp) % (ep * etp) == 0,
+            f"--expert-model-parallel-size {ep} x --expert-tensor-parallel-size {etp} must "
+            f"divide the {world_size // pp} ranks of a pipeline stage (world size {world_size} / "
+            f"pipeline {pp}); change --nproc-per-node or the parallel sizes",
         )
         return world_size // (tp * pp)

@@ -11,7 +11,9 @@ the call site that fails without it (seen with megatron-core 0.16.1 and 0.19.2, 
 | current_device | RoPE inv_freq, global memory buffer, p2p and DDP buffers use current_device() |
 | causal_mask | `get_default_causal_mask` hard-codes device="cuda" (attention_mask=None) |
 | cuda_factories | device="cuda" tensor factories in schedules, optimizer, DDP buffers, utils |
-| cuda_stubs | torch.cuda.synchronize / current_stream in dist_checkpointing, DDP grad sync |
+| cuda_stubs | torch.cuda streams and synchronize: dist_checkpointing, DDP grad sync, MoE alltoall |
+| uneven_collectives | expert-TP gather, reduce-scatter of unequal token blocks (gloo: equal only) |
+| moe_host_splits | MoE alltoall split sizes: only CUDA ones become numpy; gloo refuses tensors |
 | cuda_tensor_type | clip_grads / optimizer init assert `.type() == 'torch.cuda.FloatTensor'` |
 | tensor_cuda | `Tensor.cuda()` in distributed-optimizer checkpoint exchange |
 
@@ -73,6 +75,8 @@ def apply() -> list[str]:
     _patch_causal_mask()
     _patch_cuda_factories()
     _patch_cuda_stubs()
+    _patch_moe_host_splits()
+    _patch_uneven_collectives()
     _patch_cuda_tensor_type()
     _patch_tensor_cuda()
     _fork_checkpoint_results_queue()
@@ -204,7 +208,18 @@ def _patch_cuda_factories() -> None:
     APPLIED.append("cuda_factories")
 
 
+class _NoEvent:
+    def synchronize(self):
+        pass
+
+    def wait(self, *args, **kwargs):
+        pass
+
+
 class _NoStream:
+    """The one stream of a CPU process: every stream megatron asks for or creates is it, so
+    "am I on a side stream?" checks (MoE alltoall dispatcher) answer no."""
+
     def wait_event(self, *args, **kwargs):
         pass
 
@@ -215,13 +230,77 @@ class _NoStream:
         pass
 
     def record_event(self, *args, **kwargs):
-        return None
+        return _NoEvent()
+
+
+_THE_STREAM = _NoStream()
+
+
+class _StreamType:
+    """Stands for `torch.cuda.Stream`: a class (annotations such as `torch.cuda.Stream | None`
+    still evaluate) whose every construction is the one stream."""
+
+    def __new__(cls, *args, **kwargs):
+        return _THE_STREAM
 
 
 def _patch_cuda_stubs() -> None:
     torch.cuda.synchronize = lambda *args, **kwargs: None
-    torch.cuda.current_stream = lambda *args, **kwargs: _NoStream()
+    torch.cuda.current_stream = lambda *args, **kwargs: _THE_STREAM
+    torch.cuda.Stream = _StreamType
+    torch.cuda.stream = lambda *args, **kwargs: contextlib.nullcontext()
     APPLIED.append("cuda_stubs")
+
+
+def _patch_moe_host_splits() -> None:
+    # The alltoall dispatcher turns its split sizes into numpy arrays with
+    # `maybe_move_tensor_to_cpu(..., as_numpy=True)`, which converts CUDA tensors only;
+    # all_to_all_single then refuses the CPU tensors it keeps.
+    import megatron.core.transformer.moe.token_dispatcher as token_dispatcher
+
+    def to_host(tensor, as_numpy: bool = False, record_stream: bool = False):
+        if as_numpy and torch.is_tensor(tensor):
+            return tensor.numpy()
+        return tensor
+
+    token_dispatcher.maybe_move_tensor_to_cpu = to_host
+    APPLIED.append("moe_host_splits")
+
+
+def _patch_uneven_collectives() -> None:
+    # With expert tensor parallelism the alltoall dispatcher gathers (and its combine
+    # reduce-scatters) token blocks of unequal sizes over the TP ranks; gloo's all_gather and
+    # reduce_scatter take equal ones only. Same results: pad to the largest block and cut, or
+    # all-reduce the whole input and keep this rank's block.
+    import megatron.core.tensor_parallel.mappings as mappings
+
+    gather, reduce_scatter = (
+        mappings._gather_along_first_dim,
+        mappings._reduce_scatter_along_first_dim,
+    )
+
+    def gather_uneven(input_, group, output_split_sizes=None, use_global_buffer=False):
+        if output_split_sizes is None or group.size() == 1:
+            return gather(input_, group, output_split_sizes, use_global_buffer)
+        largest = max(output_split_sizes)
+        padded = input_.new_zeros((largest, *input_.shape[1:]))
+        padded[: input_.shape[0]] = input_
+        blocks = [torch.empty_like(padded) for _ in output_split_sizes]
+        torch.distributed.all_gather(blocks, padded.contiguous(), group=group)
+        return torch.cat([b[:n] for b, n in zip(blocks, output_split_sizes)])
+
+    def reduce_scatter_uneven(input_, group, input_split_sizes=None, use_global_buffer=False):
+        if input_split_sizes is None or group.size() == 1:
+            return reduce_scatter(input_, group, input_split_sizes, use_global_buffer)
+        total = input_.contiguous().clone()
+        torch.distributed.all_reduce(total, group=group)
+        rank = torch.distributed.get_rank(group)
+        start = sum(input_split_sizes[:rank])
+        return total[start : start + input_split_sizes[rank]].contiguous()
+
+    mappings._gather_along_first_dim = gather_uneven
+    mappings._reduce_scatter_along_first_dim = reduce_scatter_uneven
+    APPLIED.append("uneven_collectives")
 
 
 def _patch_cuda_tensor_type() -> None:

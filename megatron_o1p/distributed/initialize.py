@@ -116,6 +116,8 @@ def initialize(config: ParallelConfig | None = None, *, seed: int = 1234) -> Par
             tensor_model_parallel_size=tp,
             pipeline_model_parallel_size=pp,
             virtual_pipeline_model_parallel_size=config.virtual_pipeline_model_parallel_size,
+            expert_model_parallel_size=config.expert_model_parallel_size,
+            expert_tensor_parallel_size=config.expert_tensor_parallel_size,
         )
     tensor_parallel.model_parallel_cuda_manual_seed(seed)
     return ParallelState(

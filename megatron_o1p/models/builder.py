@@ -51,8 +51,14 @@ def build_gpt_chunks(arch: ModelArchitecture, state, options: ModelOptions) -> l
         pcfg.pipeline_model_parallel_size, pcfg.virtual_pipeline_model_parallel_size
     )
     config = _transformer_config(arch, pcfg, options)
+    arch.check_expert_parallel(
+        pcfg.expert_model_parallel_size, etp=pcfg.expert_tensor_parallel_size
+    )
     layer = specs.layer_spec(
-        options.spec, sequence_parallel=pcfg.sequence_parallel, qk_layernorm=arch.qk_layernorm
+        options.spec,
+        sequence_parallel=pcfg.sequence_parallel,
+        qk_layernorm=arch.qk_layernorm,
+        num_experts=arch.num_experts,
     )
     final_norm = specs.final_norm_override(options.spec, pcfg.sequence_parallel)
     vpp = pcfg.virtual_pipeline_model_parallel_size
@@ -103,6 +109,10 @@ def _transformer_config(arch: ModelArchitecture, pcfg, options: ModelOptions):
         params_dtype=options.params_dtype,
         batch_p2p_comm=pcfg.batch_p2p_comm,
         recompute_activations=options.recompute_activations,
+        expert_model_parallel_size=pcfg.expert_model_parallel_size,
+        expert_tensor_parallel_size=pcfg.expert_tensor_parallel_size,
+        # TE's spec groups the experts' GEMMs (its checkpoint keys are the sequential ones)
+        **({"moe_grouped_gemm": options.spec == "te"} if arch.is_moe else {}),
         **(
             {"perform_initialization": False, "use_cpu_initialization": True}
             if options.meta_device

@@ -62,6 +62,20 @@ class ModelArchitecture:
     torch_dtype: str = "float32"
     qk_layernorm: bool = False
     """Per-head RMSNorm (weight [kv_channels]) on queries and keys before RoPE (Qwen3)."""
+    num_experts: int | None = None
+    """Routed experts of every layer's MLP (Qwen3-MoE); None = a dense model."""
+    moe_router_topk: int = 0
+    """Experts each token is routed to (HF `num_experts_per_tok`)."""
+    moe_ffn_hidden_size: int = 0
+    """One expert's intermediate size (HF `moe_intermediate_size`)."""
+    norm_topk_prob: bool = True
+    """Renormalise the top-k routing weights to sum to 1 (softmax over the top-k logits)."""
+    router_aux_loss_coef: float = 0.0
+    """Weight of the load-balancing loss in training (HF `router_aux_loss_coef`)."""
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts is not None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -93,6 +107,27 @@ class ModelArchitecture:
                     f"{where}{name} ({value}) must be a multiple of tensor_model_parallel_size "
                     f"({tp}); {fix}"
                 )
+
+    def check_expert_parallel(self, ep: int, where: str = "", etp: int = 1) -> None:
+        """Raise `ConfigError` unless EP (and expert TP) are 1, or divide a mixture of experts'
+        experts (and each expert's FFN)."""
+        if ep == 1 and etp == 1:
+            return
+        if not self.is_moe:
+            raise ConfigError(
+                f"{where}--expert-model-parallel-size / --expert-tensor-parallel-size need a "
+                f"mixture-of-experts model; this {self.model_type} model is dense: drop them"
+            )
+        if self.num_experts % ep:
+            raise ConfigError(
+                f"{where}num_experts ({self.num_experts}) must be a multiple of "
+                f"--expert-model-parallel-size ({ep}); choose one that divides it"
+            )
+        if self.moe_ffn_hidden_size % etp:
+            raise ConfigError(
+                f"{where}moe_intermediate_size ({self.moe_ffn_hidden_size}) must be a multiple "
+                f"of --expert-tensor-parallel-size ({etp}); choose one that divides it"
+            )
 
     def check_pipeline_parallel(self, pp: int, vpp: int | None = None) -> None:
         stages = pp * (vpp or 1)
@@ -175,12 +210,47 @@ def architecture_from_dict(cfg: dict, path="config.json") -> ModelArchitecture:
         rope_theta=theta,
         rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
         add_qkv_bias=model_type == "qwen2",
-        qk_layernorm=model_type == "qwen3",
+        qk_layernorm=model_type in ("qwen3", "qwen3_moe"),
         # Qwen2Config, Qwen3Config and LlamaConfig all default to untied when the key is absent
         # (Qwen3-0.6B/1.7B/4B set it true, 8B and larger false).
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         llama3_rope_factor=llama3_factor,
         torch_dtype=str(dtype).replace("torch.", ""),
+        **(_experts(cfg) if model_type == "qwen3_moe" else {}),
+    )
+
+
+def _experts(cfg: dict) -> dict:
+    """The mixture-of-experts fields of a Qwen3-MoE config (checked by `support.py`)."""
+    return dict(
+        # config.json of the Qwen3-MoE releases says num_experts; transformers 5 saves
+        # num_local_experts
+        num_experts=int(cfg.get("num_experts") or cfg["num_local_experts"]),
+        moe_router_topk=int(cfg["num_experts_per_tok"]),
+        moe_ffn_hidden_size=int(cfg["moe_intermediate_size"]),
+        norm_topk_prob=bool(cfg.get("norm_topk_prob", False)),
+        router_aux_loss_coef=float(cfg.get("router_aux_loss_coef", 0.001)),
+    )
+
+
+def _moe_config(arch: ModelArchitecture) -> dict:
+    """megatron's MoE settings for Qwen3-MoE routing, as HF computes it: softmax over all the
+    experts' logits, the top k, renormalised to sum 1 when `norm_topk_prob`. megatron's default
+    (top k of the logits, then a softmax over those k) is that renormalised form;
+    `moe_router_pre_softmax` is the other (softmax over all, top k kept as they are)."""
+    return dict(
+        num_moe_experts=arch.num_experts,
+        moe_router_topk=arch.moe_router_topk,
+        moe_ffn_hidden_size=arch.moe_ffn_hidden_size,
+        moe_router_pre_softmax=not arch.norm_topk_prob,
+        moe_router_score_function="softmax",
+        moe_router_load_balancing_type="aux_loss",
+        moe_aux_loss_coeff=arch.router_aux_loss_coef,
+        moe_token_dispatcher_type="alltoall",
+        # experts' GEMMs grouped by TE on the GPU (the TE spec's layout); one by one otherwise
+        moe_grouped_gemm=False,
+        # TE's fused permute needs CUDA
+        moe_permute_fusion=False,
     )
 
 
@@ -248,6 +318,8 @@ def transformer_config(
         # global count (all micro-batches and data-parallel ranks), keeping means exact.
         calculate_per_token_loss=True,
     )
+    if arch.is_moe:
+        kwargs.update(_moe_config(arch))
     if recompute_activations:
         kwargs.update(recompute_granularity="selective")
     kwargs.update(overrides)

@@ -88,25 +88,46 @@ class HeadRMSNorm:
         return torch.nn.RMSNorm(hidden_size, eps=eps, dtype=config.params_dtype)
 
 
-def layer_spec(name: str, *, sequence_parallel: bool = False, qk_layernorm: bool = False):
+def layer_spec(
+    name: str,
+    *,
+    sequence_parallel: bool = False,
+    qk_layernorm: bool = False,
+    num_experts: int | None = None,
+):
     """The `ModuleSpec` of one GPT layer for spec `name` ("te" or "local").
 
     Args:
         qk_layernorm: add a per-head RMSNorm on queries and keys (Qwen3).
+        num_experts: a mixture-of-experts MLP (router + experts) instead of the dense one:
+            TE's grouped GEMM experts (`mlp.experts.linear_fc1.weight{e}`) or megatron's
+            sequential ones (`mlp.experts.local_experts.{e}.linear_fc1.weight`).
     """
     from megatron.core.models.gpt import gpt_layer_specs
 
     if name == "te":
-        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(qk_layernorm=qk_layernorm)
+        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(
+            num_experts=num_experts, moe_grouped_gemm=num_experts is not None,
+            qk_layernorm=qk_layernorm,
+        )  # fmt: skip
     if name != "local":
         raise ConfigError(f"unknown layer spec {name!r}")
     from megatron_o1p.models.segment_attention import SegmentCausalAttention
 
+    if num_experts is not None:
+        _define_names_megatron_leaves_out_without_te()
     spec = gpt_layer_specs.get_gpt_layer_local_spec(
-        normalization="RMSNorm", qk_layernorm=qk_layernorm
+        normalization="RMSNorm", qk_layernorm=qk_layernorm, num_experts=num_experts
     )
     # Packed rows (--pack-sequences): megatron's local core attention refuses THD.
     spec.submodules.self_attention.submodules.core_attention = SegmentCausalAttention
+    if num_experts is not None:
+        # TE's MoE layer keeps the pre-MLP norm as a module of its own (no fc1 to fuse it
+        # into): the local spec's map to `mlp.linear_fc1.layer_norm_` would name it apart
+        # from TE's, and its checkpoints would not load into the TE spec.
+        spec.submodules.sharded_state_dict_keys_map = {
+            "input_layernorm.": "self_attention.linear_qkv.layer_norm_"
+        }
     if sequence_parallel:
         spec.submodules.input_layernorm = SequenceParallelRMSNorm
         spec.submodules.pre_mlp_layernorm = SequenceParallelRMSNorm
@@ -115,6 +136,16 @@ def layer_spec(name: str, *, sequence_parallel: bool = False, qk_layernorm: bool
             attention.q_layernorm = HeadRMSNorm
             attention.k_layernorm = HeadRMSNorm
     return spec
+
+
+def _define_names_megatron_leaves_out_without_te() -> None:
+    # megatron-core 0.16.1 `moe_utils.py` imports `te_general_gemm` from TE inside a try and
+    # never defines it when TE is missing; the router's forward then tests `te_general_gemm is
+    # not None` and raises NameError. None is what that test means (use torch.mm).
+    import megatron.core.transformer.moe.moe_utils as moe_utils
+
+    if not hasattr(moe_utils, "te_general_gemm"):
+        moe_utils.te_general_gemm = None
 
 
 def final_norm_override(name: str, sequence_parallel: bool):

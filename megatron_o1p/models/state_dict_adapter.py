@@ -1,4 +1,4 @@
-"""HF <-> Megatron parameter mapping for the Qwen2, Qwen3 (dense) and Llama families, as data.
+"""HF <-> Megatron parameter mapping for the Qwen2, Qwen3, Qwen3-MoE and Llama families, as data.
 
 The only module that spells HF key names. One table maps each megatron parameter (TP=1, the
 model's own `state_dict` names) to the HF tensors it is made of and how they combine; the
@@ -18,6 +18,11 @@ Megatron's fused layouts:
 - `linear_qkv` rows are grouped per query group g: [q heads of g; k_g; v_g] (head_dim rows each).
 - `linear_fc1` rows are [gate; up] (SwiGLU).
 - embedding / output_layer rows are padded with zeros from vocab_size to padded_vocab_size.
+
+Qwen3-MoE layers replace the MLP rows by a router (`mlp.gate` -> `mlp.router`) and one row per
+expert weight (`{e}`: the expert's number), `mlp.experts.{e}.gate_proj/up_proj/down_proj` ->
+the expert's fc1 [gate; up] and fc2: sequential experts in the local spec, TE's grouped GEMM
+weights (`linear_fc1.weight{e}`) in the TE spec.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import torch
 from megatron_o1p.models.hf_config import ModelArchitecture
 
 LAYER = "{i}"
+EXPERT = "{e}"
 
 
 class HfSource(Protocol):
@@ -69,11 +75,52 @@ _NORM_NAMES = {
 }
 
 
+_MOE_NORM = "decoder.layers.{i}.pre_mlp_layernorm.weight"
+"""The pre-MLP norm of a mixture-of-experts layer: a module of its own in both specs (TE has no
+fc1 to fuse it into; `specs.layer_spec` keeps the local spec's checkpoint key the same)."""
+
+_EXPERT_FC = {
+    # megatron's sequential experts (local spec) and TE's grouped ones; the dist-checkpoint
+    # keys of both are the sequential names, with global expert numbers
+    "local": "decoder.layers.{i}.mlp.experts.local_experts.{e}.linear_fc%d.weight",
+    "te": "decoder.layers.{i}.mlp.experts.linear_fc%d.weight{e}",
+}
+
+
+def _dense_mlp_rows() -> list[TensorMapping]:
+    hf_mlp = "model.layers.{i}.mlp."
+    return [
+        TensorMapping(
+            "decoder.layers.{i}.mlp.linear_fc1.weight",
+            (hf_mlp + "gate_proj.weight", hf_mlp + "up_proj.weight"),
+            "gate_up",
+        ),
+        TensorMapping(
+            "decoder.layers.{i}.mlp.linear_fc2.weight", (hf_mlp + "down_proj.weight",), "copy"
+        ),
+    ]
+
+
+def _moe_rows(spec: str) -> list[TensorMapping]:
+    """Router and experts of a Qwen3-MoE layer: one row per expert weight, so conversion holds
+    one expert in memory at a time."""
+    hf_expert = "model.layers.{i}.mlp.experts.{e}."
+    fc = _EXPERT_FC[spec]
+    return [
+        TensorMapping(
+            "decoder.layers.{i}.mlp.router.weight", ("model.layers.{i}.mlp.gate.weight",), "copy"
+        ),
+        TensorMapping(
+            fc % 1, (hf_expert + "gate_proj.weight", hf_expert + "up_proj.weight"), "gate_up"
+        ),
+        TensorMapping(fc % 2, (hf_expert + "down_proj.weight",), "copy"),
+    ]
+
+
 def mapping_table(spec: str, arch: ModelArchitecture) -> list[TensorMapping]:
     """The mapping for `spec` ("te" or "local"); `{i}` stands for the layer index."""
     norms = _NORM_NAMES[spec]
     hf_attn = "model.layers.{i}.self_attn."
-    hf_mlp = "model.layers.{i}.mlp."
     table = [
         TensorMapping("embedding.word_embeddings.weight", ("model.embed_tokens.weight",), "vocab"),
         TensorMapping(norms["attn"], ("model.layers.{i}.input_layernorm.weight",), "copy"),
@@ -87,15 +134,12 @@ def mapping_table(spec: str, arch: ModelArchitecture) -> list[TensorMapping]:
             (hf_attn + "o_proj.weight",),
             "copy",
         ),
-        TensorMapping(norms["mlp"], ("model.layers.{i}.post_attention_layernorm.weight",), "copy"),
         TensorMapping(
-            "decoder.layers.{i}.mlp.linear_fc1.weight",
-            (hf_mlp + "gate_proj.weight", hf_mlp + "up_proj.weight"),
-            "gate_up",
+            _MOE_NORM if arch.is_moe else norms["mlp"],
+            ("model.layers.{i}.post_attention_layernorm.weight",),
+            "copy",
         ),
-        TensorMapping(
-            "decoder.layers.{i}.mlp.linear_fc2.weight", (hf_mlp + "down_proj.weight",), "copy"
-        ),
+        *(_moe_rows(spec) if arch.is_moe else _dense_mlp_rows()),
         TensorMapping("decoder.final_layernorm.weight", ("model.norm.weight",), "copy"),
     ]
     if arch.add_qkv_bias:
@@ -117,7 +161,10 @@ def mapping_table(spec: str, arch: ModelArchitecture) -> list[TensorMapping]:
 
 
 def _pattern(template: str) -> re.Pattern:
-    return re.compile("^" + re.escape(template).replace(re.escape(LAYER), r"(\d+)") + "$")
+    escaped = re.escape(template)
+    for placeholder, group in ((LAYER, "layer"), (EXPERT, "expert")):
+        escaped = escaped.replace(re.escape(placeholder), rf"(?P<{group}>\d+)")
+    return re.compile("^" + escaped + "$")
 
 
 class StateDictAdapter:
@@ -136,21 +183,24 @@ class StateDictAdapter:
         for pattern, mapping in self._by_pattern:
             match = pattern.match(megatron_name)
             if match:
-                layer = match.group(1) if match.groups() else None
-                names = tuple(n.replace(LAYER, layer) if layer else n for n in mapping.hf)
+                found = match.groupdict()
+                names = tuple(_fill(n, found.get("layer"), found.get("expert")) for n in mapping.hf)
                 return mapping, names
         raise KeyError(f"no HF mapping for megatron parameter {megatron_name!r} ({self.spec} spec)")
 
     def megatron_names(self) -> list[str]:
         """Every megatron parameter name, in model order (per layer, then the rest)."""
+        layers = range(self.arch.num_layers)
+        experts = range(self.arch.num_experts or 0)
         names = []
         for mapping in self.table:
-            if LAYER in mapping.megatron:
-                names += [
-                    mapping.megatron.replace(LAYER, str(i)) for i in range(self.arch.num_layers)
-                ]
+            template = mapping.megatron
+            if EXPERT in template:
+                names += [_fill(template, i, e) for i in layers for e in experts]
+            elif LAYER in template:
+                names += [_fill(template, i) for i in layers]
             else:
-                names.append(mapping.megatron)
+                names.append(template)
         return names
 
     def hf_names(self) -> list[str]:
@@ -210,6 +260,15 @@ class StateDictAdapter:
         grouped = fused.reshape(groups, q_per_group + 2 * head_dim, *rest)
         q, k, v = grouped.split([q_per_group, head_dim, head_dim], dim=1)
         return [t.reshape(-1, *rest) for t in (q, k, v)]
+
+
+def _fill(template: str, layer=None, expert=None) -> str:
+    """`template` with its `{i}` / `{e}` placeholders replaced (those given)."""
+    if layer is not None:
+        template = template.replace(LAYER, str(layer))
+    if expert is not None:
+        template = template.replace(EXPERT, str(expert))
+    return template
 
 
 def layer_index(megatron_name: str) -> int | None:

@@ -4,14 +4,15 @@
 architecture or a setting we do not implement stops with one line naming it, before any
 weight is read or any model is built:
 
-    m/config.json: unsupported model_type='qwen3_moe': Qwen3-MoE (mixture of experts) is not
-    supported yet; dense Qwen3 is (supported: qwen2, llama, qwen3)
+    m/config.json: unsupported model_type='qwen3_next': Qwen3-Next: hybrid linear attention
+    (Gated DeltaNet layers between full-attention layers) is not implemented, nor are its
+    experts (supported: qwen2, llama, qwen3, qwen3_moe)
 
 Two tables, both data. `UNSUPPORTED_MODEL_TYPES` names known families and why they are
 refused; `UNSUPPORTED_KEYS` refuses a setting whatever the model_type claims (a fine-tune may
 keep `model_type="qwen2"` and add experts). To add a family: put its model_type in
 `SUPPORTED_MODEL_TYPES`, delete its row below, and narrow the `families` of the key rules
-it now implements (e.g. MoE: the expert keys get `families=` every family but the MoE one).
+it now implements (as Qwen3-MoE did: the expert keys are refused for the dense families only).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable
 
 from megatron_o1p.errors import ConfigError
 
-SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "qwen3")
+SUPPORTED_MODEL_TYPES = ("qwen2", "llama", "qwen3", "qwen3_moe")
 
 _HYBRID_LINEAR = (
     "hybrid linear attention (Gated DeltaNet layers between full-attention layers) is not "
@@ -30,8 +31,10 @@ _HYBRID_LINEAR = (
 _MLA = "multi-head latent attention (MLA) is not implemented"
 
 UNSUPPORTED_MODEL_TYPES: dict[str, str] = {
-    "qwen3_moe": "Qwen3-MoE (mixture of experts) is not supported yet; dense Qwen3 is",
-    "qwen2_moe": "Qwen2-MoE (mixture of experts) is not supported yet; dense Qwen2 is",
+    "qwen2_moe": (
+        "Qwen2-MoE (shared expert beside the routed ones) is not supported yet; dense Qwen2 "
+        "and Qwen3-MoE are"
+    ),
     "qwen3_next": f"Qwen3-Next: {_HYBRID_LINEAR}, nor are its experts",
     "qwen3_5": f"Qwen3.5: {_HYBRID_LINEAR}",
     "qwen3_5_text": f"Qwen3.5: {_HYBRID_LINEAR}",
@@ -72,12 +75,26 @@ class KeyRule:
 
 
 _LLAMA = ("llama",)
+_DENSE = ("qwen2", "llama", "qwen3")
+_MOE_ONLY_QWEN3 = "mixture of experts is implemented for Qwen3-MoE (model_type qwen3_moe) only"
+_EVERY_LAYER_MOE = (
+    "every layer must be a mixture of experts (dense layers between them are not implemented)"
+)
 
 UNSUPPORTED_KEYS: tuple[KeyRule, ...] = (
-    KeyRule("num_experts", "mixture-of-experts models are not supported yet"),
-    KeyRule("num_local_experts", "mixture-of-experts models are not supported yet"),
-    KeyRule("n_routed_experts", "mixture-of-experts models are not supported yet"),
-    KeyRule("moe_intermediate_size", "mixture-of-experts models are not supported yet"),
+    KeyRule("num_experts", _MOE_ONLY_QWEN3, families=_DENSE),
+    KeyRule("num_local_experts", _MOE_ONLY_QWEN3, families=_DENSE),
+    KeyRule("n_routed_experts", _MOE_ONLY_QWEN3, families=_DENSE),
+    KeyRule("moe_intermediate_size", _MOE_ONLY_QWEN3, families=_DENSE),
+    KeyRule("shared_expert_intermediate_size", "shared experts are not implemented"),
+    KeyRule("n_shared_experts", "shared experts are not implemented"),
+    KeyRule(
+        "decoder_sparse_step",
+        _EVERY_LAYER_MOE,
+        lambda value: value not in (None, 1),
+        families=("qwen3_moe",),
+    ),
+    KeyRule("mlp_only_layers", _EVERY_LAYER_MOE, families=("qwen3_moe",)),
     KeyRule("kv_lora_rank", _MLA),
     KeyRule("q_lora_rank", _MLA),
     KeyRule("linear_num_value_heads", _HYBRID_LINEAR),
@@ -99,7 +116,7 @@ UNSUPPORTED_KEYS: tuple[KeyRule, ...] = (
     KeyRule(
         "attention_bias",
         "Qwen3 with q/k/v/o projection biases is not implemented",
-        families=("qwen3",),
+        families=("qwen3", "qwen3_moe"),
     ),
 )
 """Settings refused whatever the model_type (within `families`), checked in this order."""

@@ -67,6 +67,10 @@ def _random_init_(model: torch.nn.Module, seed: int) -> None:
             noise = torch.randn(param.shape, generator=gen, dtype=torch.float32)
             if name.endswith("norm.weight"):
                 param.copy_(1.0 + 0.1 * noise)
+            elif name.endswith("mlp.gate.weight"):
+                # MoE router: logits far apart, so HF and megatron pick the same top k
+                # (0.02 would leave near-ties that rounding can flip)
+                param.copy_(0.5 * noise)
             elif name.endswith(".bias"):
                 param.copy_(0.1 * noise)
             else:
@@ -181,26 +185,78 @@ def build_tiny_qwen3(
     Returns:
         ``out_dir`` as a ``pathlib.Path``.
     """
-    tok = train_qwen_tokenizer(
-        vocab_size, chat_template=QWEN3_CHAT_TEMPLATE, plain_tokens=QWEN3_THINK_TOKENS
-    )
-    return save_random_qwen(
+    return _save_qwen3(
         out_dir,
-        tok,
-        family="qwen3",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        "qwen3",
+        vocab_size=vocab_size,
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_hidden_layers,
         num_attention_heads=num_attention_heads,
         num_key_value_heads=num_key_value_heads,
         head_dim=head_dim,
-        max_position_embeddings=4096,
-        rope_theta=1000000.0,
         tie_word_embeddings=tie_word_embeddings,
         seed=seed,
         dtype=dtype,
+    )
+
+
+def _save_qwen3(out_dir, family: str, *, vocab_size: int, **shape) -> pathlib.Path:
+    """A random Qwen3-family model (`family` "qwen3" or "qwen3_moe") with the Qwen3 tokenizer
+    and chat template, RoPE theta 1e6 and 4096 positions."""
+    tok = train_qwen_tokenizer(
+        vocab_size, chat_template=QWEN3_CHAT_TEMPLATE, plain_tokens=QWEN3_THINK_TOKENS
+    )
+    return save_random_qwen(
+        out_dir,
+        tok,
+        family=family,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        max_position_embeddings=4096,
+        rope_theta=1000000.0,
+        **shape,
+    )
+
+
+def build_tiny_qwen3_moe(
+    out_dir: str | os.PathLike,
+    *,
+    num_experts: int = 8,
+    num_experts_per_tok: int = 2,
+    moe_intermediate_size: int = 32,
+    norm_topk_prob: bool = True,
+    num_hidden_layers: int = 2,
+    seed: int = 4,
+    **dense,
+) -> pathlib.Path:
+    """Builds a tiny random ``Qwen3MoeForCausalLM``: ``build_tiny_qwen3``'s attention,
+    tokenizer and chat template (``dense`` overrides its sizes), every layer a mixture of
+    ``num_experts`` experts with top-``num_experts_per_tok`` routing (untied, like the
+    Qwen3-MoE releases). Router weights are drawn wide (``_random_init_``) so routing is
+    decisive.
+
+    Returns:
+        ``out_dir`` as a ``pathlib.Path``.
+    """
+    shape = dict(
+        vocab_size=1000, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, tie_word_embeddings=False, dtype=torch.float32,
+    )  # fmt: skip
+    shape.update(dense)
+    return _save_qwen3(
+        out_dir,
+        "qwen3_moe",
+        num_hidden_layers=num_hidden_layers,
+        num_experts=num_experts,
+        num_experts_per_tok=num_experts_per_tok,
+        moe_intermediate_size=moe_intermediate_size,
+        norm_topk_prob=norm_topk_prob,
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        router_aux_loss_coef=0.001,
+        seed=seed,
+        **shape,
     )
 
 
@@ -278,6 +334,7 @@ def save_random_qwen(
 _QWEN_CLASSES = {
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM"),
 }
 """family -> (config class, model class) names in ``transformers``."""
 

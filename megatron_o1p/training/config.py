@@ -151,5 +151,7 @@ class TrainConfig(Flags):
             "spec": model.spec,
             "exit_after_iters": self.exit_after_iters,
             "pack_sequences": model.pack_sequences,
+            "expert_model_parallel_size": parallel.expert_model_parallel_size,
+            "expert_tensor_parallel_size": parallel.expert_tensor_parallel_size,
         }
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}

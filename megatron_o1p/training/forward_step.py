@@ -51,6 +51,7 @@ import torch
 from megatron_o1p.config.loss import LossConfig
 from megatron_o1p.losses import dpo_loss, length_harmonizing_loss, sft_loss
 from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION, head_token_logprobs, token_logprobs
+from megatron_o1p.training.moe_aux import weigh_aux_loss
 from megatron_o1p.training.output_layout import (
     crop_batch,
     head_weight,
@@ -165,13 +166,17 @@ def _loss_func(cfg: LossConfig, vocab_size: int, tp_group, batch: dict, weight, 
     return loss, count.to(torch.int), report
 
 
-def make_forward_step(loss: LossConfig, state, *, vocab_size: int) -> Callable:
+def make_forward_step(
+    loss: LossConfig, state, *, vocab_size: int, moe_aux_loss_coef: float | None = None
+) -> Callable:
     """The training `forward_step_func(data_iterator, model)` for megatron's schedules.
 
     Args:
         loss: which loss and its hyper-parameters.
         state: this process's `distributed.initialize.ParallelState`.
         vocab_size: the model's true vocab size (logit columns past it are padding).
+        moe_aux_loss_coef: a mixture of experts' load-balancing coefficient, weighed per
+            micro-batch (training/moe_aux.py); None for a dense model.
     """
     tp_group = _tp_group(state)
     fused_head = loss.logprob_impl == HEAD_IMPLEMENTATION
@@ -184,6 +189,8 @@ def make_forward_step(loss: LossConfig, state, *, vocab_size: int) -> Callable:
             loss_batch = crop_batch(batch, positions)
         else:
             loss_batch = batch
+        if moe_aux_loss_coef is not None:
+            weigh_aux_loss(model, loss, moe_aux_loss_coef, batch)
         output = model(
             batch["tokens"],
             batch["position_ids"],

@@ -15,6 +15,7 @@ _LOGGED_METRICS = (
     ("loss/ratio_mean", "ratio"),
     ("loss/approx_kl", "approx kl"),
     ("dpo/reward_accuracy", "dpo acc"),
+    ("moe/aux_loss", "aux loss"),
 )
 """Report keys shown on the console line (TensorBoard gets every key), with their labels."""
 
@@ -81,14 +82,15 @@ class TrainingReporter:
         self.flops_per_token = flops_per_token
         self.rank0 = dist.get_rank() == 0
         self.writer = None
-        if tensorboard_dir is not None and self.rank0:
+        if tensorboard_dir is not None:  # every rank checks: all stop, none waits on rank 0
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as err:
                 raise SetupError(
                     "--tensorboard-dir needs the `tensorboard` package; pip install tensorboard"
                 ) from err
-            self.writer = SummaryWriter(str(tensorboard_dir))
+            if self.rank0:
+                self.writer = SummaryWriter(str(tensorboard_dir))
         self.gpu = _GpuStats()
         self.skipped_updates = 0
         """Updates megatron skipped in this run so far."""

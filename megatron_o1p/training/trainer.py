@@ -37,6 +37,7 @@ from megatron_o1p.models.loading import (
 )
 from megatron_o1p.ops.logprobs import HEAD_IMPLEMENTATION
 from megatron_o1p.training import data as train_data
+from megatron_o1p.training import moe_aux
 from megatron_o1p.training.checkpointing import load_training, save_training
 from megatron_o1p.training.config import TrainConfig
 from megatron_o1p.training.forward_step import forward_backward, make_forward_step
@@ -148,6 +149,7 @@ def _build(cfg: TrainConfig) -> TrainingRun:
     )
     total_iters = cfg.train_iters or batches.steps_per_epoch * cfg.train_epochs
     chunks, ddp, optimizer = _build_model(cfg, checkpoint, state)
+    arch = checkpoint.arch
     scheduler = cfg.optimizer.build_scheduler(optimizer, total_iters)
     _connect_megatron_hooks(chunks[0].config, ddp, optimizer)
     return TrainingRun(
@@ -162,7 +164,12 @@ def _build(cfg: TrainConfig) -> TrainingRun:
         ddp=ddp,
         optimizer=optimizer,
         scheduler=scheduler,
-        forward_step=make_forward_step(cfg.loss, state, vocab_size=checkpoint.arch.vocab_size),
+        forward_step=make_forward_step(
+            cfg.loss,
+            state,
+            vocab_size=checkpoint.arch.vocab_size,
+            moe_aux_loss_coef=arch.router_aux_loss_coef if arch.is_moe else None,
+        ),
         micro_batches_per_step=micro_per_step,
         run_meta=_run_meta(cfg, checkpoint),
     )
@@ -194,6 +201,23 @@ def _preflight(cfg: TrainConfig) -> tuple[Checkpoint, bool, TokenDataset]:
             f"--freeze-layers {cfg.freeze_layers} exceeds the model's {arch.num_layers} "
             "layers; give at most that many"
         )
+    parallel = cfg.parallel
+    if arch.is_moe and parallel.tensor_model_parallel_size > 1 and not parallel.sequence_parallel:
+        # megatron's MoE layer refuses to train so (a ValueError deep in its forward)
+        raise ConfigError(
+            f"training a mixture of experts at --tensor-model-parallel-size "
+            f"{parallel.tensor_model_parallel_size} needs --sequence-parallel; add it"
+        )
+    ep, etp = parallel.expert_model_parallel_size, parallel.expert_tensor_parallel_size
+    tp = parallel.tensor_model_parallel_size
+    if arch.is_moe and ep == 1 and etp != tp:
+        # megatron reduces experts' gradients as dense weights at EP 1 (over data parallel
+        # only): experts not split over TP would miss their TP peers' tokens
+        raise ConfigError(
+            f"--expert-tensor-parallel-size {etp} with --expert-model-parallel-size 1 must "
+            f"equal --tensor-model-parallel-size ({tp}); drop it, or add expert parallelism"
+        )
+    arch.check_expert_parallel(ep, f"{source}: ", etp=etp)
     dataset = open_dataset(cfg.data, cfg.loss.loss, cfg.model.seq_length)
     check_dataset_tokenizer(cfg.data, source)
     dataset.check_token_ids(arch.vocab_size)
@@ -347,8 +371,12 @@ def _report(run: TrainingRun, iteration: int, reports, lr, grad_norm, update_suc
     """The step's metrics, reduced over micro-batches and ranks (every rank gets them)."""
     # every rank's rows, from the offsets alone: no other rank's tokens are read
     sequences = run.examples.sequence_lengths(run.batches.global_rows_of_step(iteration))
+    metrics = reduce_reports(reports, run.state)
+    arch = run.checkpoint.arch
+    if arch.is_moe:
+        metrics.update(moe_aux.step_metrics(arch.router_aux_loss_coef, run.micro_batches_per_step))
     return StepReport(
-        metrics=reduce_reports(reports, run.state),
+        metrics=metrics,
         lr=lr,
         grad_norm=grad_norm,
         update_skipped=not update_successful,

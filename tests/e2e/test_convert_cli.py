@@ -217,8 +217,10 @@ def test_tools_script_and_help(tmp_path):
     "override, words",
     [
         (
-            dict(model_type="qwen3_moe", num_experts=8, moe_intermediate_size=32),
-            "unsupported model_type='qwen3_moe': Qwen3-MoE (mixture of experts) is not supported",
+            dict(
+                model_type="qwen3_moe", num_experts=8, moe_intermediate_size=32, mlp_only_layers=[1]
+            ),
+            "unsupported mlp_only_layers=[1]: every layer must be a mixture of experts",
         ),
         (
             dict(model_type="qwen3_5_text", layer_types=["linear_attention"] * 4),
@@ -229,7 +231,14 @@ def test_tools_script_and_help(tmp_path):
         (dict(use_sliding_window=True, sliding_window=16), "unsupported use_sliding_window=True"),
         (dict(head_dim=16), "config and weights disagree"),
     ],
-    ids=["qwen3-moe", "qwen3.5", "gpt-oss", "deepseek-mla", "sliding-window", "head-dim"],
+    ids=[
+        "qwen3-moe-dense-layers",
+        "qwen3.5",
+        "gpt-oss",
+        "deepseek-mla",
+        "sliding-window",
+        "head-dim",
+    ],
 )
 def test_qwen3_relatives_are_refused_in_one_line(tiny_qwen3, tmp_path, override, words):
     hf_dir = tmp_path / "hf"

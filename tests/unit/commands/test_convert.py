@@ -20,6 +20,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_hf_to_mcore_flags():
     argv = "hf-to-mcore --hf-dir h --out m --spec local --tensor-model-parallel-size 2 "
+    argv += "--expert-model-parallel-size 4 "
     args = _args(*(argv + "--allow-bin-weights").split())
     flags = HfToMcoreConfig.from_args(args, spec=args.spec)
     assert dataclasses.asdict(flags) == {
@@ -28,12 +29,13 @@ def test_hf_to_mcore_flags():
         "spec": "local",
         "tensor_model_parallel_size": 1,
         "pipeline_model_parallel_size": 1,
+        "expert_model_parallel_size": 1,
         "make_vocab_size_divisible_by": DEFAULT_VOCAB_MULTIPLE,
         "allow_bin_weights": True,
         "overwrite": False,
     }
     assert args.spec == "local" and args.tensor_model_parallel_size == 2
-    assert args.pipeline_model_parallel_size == 1
+    assert args.pipeline_model_parallel_size == 1 and args.expert_model_parallel_size == 4
 
 
 def test_mcore_to_hf_flags():

@@ -24,7 +24,7 @@ def _refusal(cfg: dict) -> str:
 @pytest.mark.parametrize(
     "model_type, words",
     [
-        ("qwen3_moe", "Qwen3-MoE (mixture of experts) is not supported yet"),
+        ("qwen2_moe", "Qwen2-MoE (shared expert beside the routed ones)"),
         ("qwen3_next", "hybrid linear attention"),
         ("qwen3_5", "Qwen3.5: hybrid linear attention"),
         ("qwen3_5_text", "Qwen3.5: hybrid linear attention"),
@@ -38,13 +38,19 @@ def _refusal(cfg: dict) -> str:
 def test_unsupported_architectures_are_named(model_type, words):
     message = _refusal(dict(DENSE, model_type=model_type))
     assert f"unsupported model_type={model_type!r}: " in message and words in message
-    assert "(supported: qwen2, llama, qwen3)" in message
+    assert "(supported: qwen2, llama, qwen3, qwen3_moe)" in message
 
 
 @pytest.mark.parametrize(
     "override, shown",
     [
         (dict(num_experts=128, moe_intermediate_size=768), "num_experts=128"),
+        (dict(model_type="qwen3_moe", decoder_sparse_step=2), "decoder_sparse_step=2"),
+        (dict(model_type="qwen3_moe", mlp_only_layers=[0]), "mlp_only_layers=[0]"),
+        (
+            dict(model_type="qwen3_moe", shared_expert_intermediate_size=64),
+            "shared_expert_intermediate_size=64",
+        ),
         (dict(model_type="qwen2", n_routed_experts=64), "n_routed_experts=64"),
         (dict(model_type="llama", kv_lora_rank=512), "kv_lora_rank=512"),
         (dict(use_sliding_window=True, sliding_window=4096), "use_sliding_window=True"),
@@ -67,4 +73,6 @@ def test_supported_families_pass_and_tables_are_disjoint():
         cfg = dict(DENSE, model_type=model_type, layer_types=["full_attention"] * 2)
         assert check_supported(cfg) == model_type
     assert check_supported(dict(DENSE, model_type="qwen2", attention_bias=True)) == "qwen2"
+    moe = dict(DENSE, model_type="qwen3_moe", num_experts=8, decoder_sparse_step=1)
+    assert check_supported(dict(moe, mlp_only_layers=[])) == "qwen3_moe"
     assert not set(SUPPORTED_MODEL_TYPES) & set(UNSUPPORTED_MODEL_TYPES)

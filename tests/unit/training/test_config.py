@@ -49,6 +49,8 @@ RECORD_KEYS = [
     "spec",
     "exit_after_iters",
     "pack_sequences",
+    "expert_model_parallel_size",
+    "expert_tensor_parallel_size",
 ]
 
 
@@ -84,7 +86,7 @@ def test_every_flag_reaches_its_config_and_the_record():
         "--epsilon-high 0.4 --ratio sequence --loss-aggregation token-mean --dpo-beta 0.2 "
         "--logprob-impl native --recompute-activations --freeze-layers 1 --save-interval 2 "
         "--log-interval 5 --tensorboard-dir tb --seed 7 --spec local --exit-after-iters 3 "
-        "--no-pack-sequences"
+        "--no-pack-sequences --expert-model-parallel-size 2 --expert-tensor-parallel-size 2"
     )
     cfg = _config(*argv.split())
     assert cfg.loss.loss == "dpo" and cfg.optimizer.lr == 1e-3 and cfg.model.bf16
@@ -129,6 +131,8 @@ def test_every_flag_reaches_its_config_and_the_record():
             "spec": "local",
             "exit_after_iters": 3,
             "pack_sequences": False,
+            "expert_model_parallel_size": 2,
+            "expert_tensor_parallel_size": 2,
         }.items()
     )
 
