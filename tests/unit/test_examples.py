@@ -61,3 +61,10 @@ def test_every_o1p_flag_in_the_examples_exists(script):
         known = {s for a in parser._actions for s in a.option_strings}
         unknown = sorted(set(flags) - known)
         assert not unknown, f"{script.name}: o1p {' '.join(command)} has no {unknown}"
+
+
+def test_qwen3_moe_recipe_spells_out_its_expert_layout():
+    script = (EXAMPLES / "qwen3_30b_a3b.sh").read_text()
+    assert "EP=${EP:-16}" in script and script.count('--expert-model-parallel-size "$EP"') == 3
+    assert "--tensor-model-parallel-size 2 --sequence-parallel" in script  # MoE trains with SP
+    assert "K=${K:-16}" in script and "--temperature 0.5 --top-p 0.8" in script
