@@ -111,12 +111,12 @@ class ModelArchitecture:
     def check_expert_parallel(self, ep: int, where: str = "", etp: int = 1) -> None:
         """Raise `ConfigError` unless EP (and expert TP) are 1, or divide a mixture of experts'
         experts (and each expert's FFN)."""
-        if ep == 1 and etp == 1:
-            return
         if not self.is_moe:
+            if ep == 1:  # expert TP means nothing to a dense model (megatron ignores it)
+                return
             raise ConfigError(
-                f"{where}--expert-model-parallel-size / --expert-tensor-parallel-size need a "
-                f"mixture-of-experts model; this {self.model_type} model is dense: drop them"
+                f"{where}--expert-model-parallel-size {ep} needs a mixture-of-experts model; "
+                f"this {self.model_type} model is dense: drop it"
             )
         if self.num_experts % ep:
             raise ConfigError(

@@ -174,6 +174,6 @@ def test_bad_expert_layouts_fail_in_one_line(qwen3_moe_mcore, moe_data, tmp_path
 
 def test_expert_flags_on_a_dense_model_fail_in_one_line(qwen3_mcore, moe_data, tmp_path):
     proc = run_o1p("train", "--load", qwen3_mcore, "--data", moe_data, "--save",
-                   tmp_path / "run", *COMMON, "--expert-tensor-parallel-size", "2",
+                   tmp_path / "run", *COMMON, "--expert-model-parallel-size", "2",
                    check=False)  # fmt: skip
-    assert "need a mixture-of-experts model" in error_line(proc)
+    assert "--expert-model-parallel-size 2 needs a mixture-of-experts model" in error_line(proc)
