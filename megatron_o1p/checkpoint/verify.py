@@ -137,6 +137,7 @@ def _max_diffs(cfg: VerifyConfig, state, tokens, logits, arch) -> torch.Tensor:
     """[max |logit diff|, max |log-prob diff|, fewest tokens of an expert (-1: dense)] fp64,
     the same on every rank."""
     diffs = torch.zeros(3, dtype=torch.float64, device=state.device)
+    diffs[2] = -1  # the MAX all-reduce keeps the reporter's count (-1 stays -1 for a dense model)
     reporter = state.is_last_stage and state.tp_rank == 0 and state.dp_rank == 0
     if reporter:
         reference, fewest = _hf_logits(cfg.hf_dir, tokens, cfg.model.torch_dtype(), arch)
@@ -145,7 +146,8 @@ def _max_diffs(cfg: VerifyConfig, state, tokens, logits, arch) -> torch.Tensor:
         ours = logits[..., : arch.vocab_size]
         diffs[0] = (ours - reference).abs().max()
         diffs[1] = (torch.log_softmax(ours, -1) - torch.log_softmax(reference, -1)).abs().max()
-        diffs[2] = -1 if fewest is None else fewest
+        if fewest is not None:
+            diffs[2] = fewest
     dist.all_reduce(diffs, op=dist.ReduceOp.MAX)
     return diffs
 
