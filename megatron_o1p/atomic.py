@@ -37,14 +37,21 @@ def is_temporary(path: Path) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
-def remove_abandoned_temporaries(path: Path) -> list[Path]:
+def remove_abandoned_temporaries(path: Path, *, writers_excluded: bool = False) -> list[Path]:
     """Remove the temporaries of `path` (`temporary_name` siblings) whose process no longer runs
-    on this machine: what a killed writer left. Returns the removed paths."""
+    on this machine: what a killed writer left. Returns the removed paths.
+
+    Args:
+        writers_excluded: the caller holds the lock every writer of `path` holds, so every
+            other process's temporary is abandoned, even one whose process is still exiting
+            (a killed process drops its locks before its PID goes away)."""
     path = Path(path)
     removed = []
     for candidate in path.parent.glob(f".{path.name}{TMP_MARK}*"):
         pid = candidate.name.rsplit(TMP_MARK, 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        if writers_excluded or not _running(int(pid)):
             if candidate.is_dir():
                 shutil.rmtree(candidate, ignore_errors=True)
             else:

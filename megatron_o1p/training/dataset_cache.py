@@ -76,12 +76,13 @@ def ensure_cache(parquet: Path) -> tuple[Path, dict]:
     folder = cache_dir(parquet)
     facts = _valid_facts(folder, source_key(parquet))
     if facts is None:
-        with _locked(parquet):
+        with _locked(parquet) as exclusive:
             key = source_key(parquet)  # taken before reading: a later rewrite reconverts
             facts = _valid_facts(folder, key)  # another process may have converted it
             if facts is None:
-                # what killed conversions left (their process is gone), before writing anew
-                atomic.remove_abandoned_temporaries(folder)
+                # what killed conversions left, before writing anew: under the lock no other
+                # conversion is running, so every temporary is abandoned
+                atomic.remove_abandoned_temporaries(folder, writers_excluded=exclusive)
                 facts = _convert(parquet, folder, key)
     return folder / ROWS_FILE, facts
 
@@ -98,14 +99,18 @@ def _valid_facts(folder: Path, key: dict) -> dict | None:
 
 @contextlib.contextmanager
 def _locked(parquet: Path):
-    """An exclusive advisory lock on the parquet file (best effort: where the file system has
-    no flock, the atomic rename alone keeps concurrent conversions correct)."""
+    """An exclusive advisory lock on the parquet file; yields whether it is held (best effort:
+    where the file system has no flock, the atomic rename alone keeps concurrent conversions
+    correct)."""
     import fcntl
 
     with open(parquet, "rb") as handle:
-        with contextlib.suppress(OSError):
+        try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
+            locked = True
+        except OSError:
+            locked = False
+        yield locked  # closing the file releases the lock
 
 
 def _convert(parquet: Path, folder: Path, key: dict) -> dict:

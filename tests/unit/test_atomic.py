@@ -84,3 +84,7 @@ def test_abandoned_temporaries_are_removed_and_running_writers_kept(tmp_path):
     (abandoned / "rows.arrow").write_bytes(b"x")
     assert remove_abandoned_temporaries(target) == [abandoned]
     assert not abandoned.exists() and ours.is_dir() and init.is_dir() and other.is_dir()
+    # holding the writers' lock: a running process's temporary is abandoned too (a killed
+    # writer drops its lock before its PID goes), never our own
+    assert remove_abandoned_temporaries(target, writers_excluded=True) == [init]
+    assert ours.is_dir() and other.is_dir()
