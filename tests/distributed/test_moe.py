@@ -125,7 +125,7 @@ def test_tp2_with_ep2_trains_as_tp2_alone(qwen3_moe_mcore, moe_data, tmp_path):
     assert len(tp2) == 4 and tp2_ep2 == pytest.approx(tp2, rel=1e-6, abs=1e-6)
 
 
-def test_trained_ep2_checkpoint_converts_to_hf(ep1, tmp_path):
+def test_trained_moe_checkpoint_converts_to_hf(ep1, tmp_path):
     from transformers import AutoModelForCausalLM
 
     run_o1p("convert", "mcore-to-hf", "--mcore-dir", ep1[0], "--out", tmp_path / "hf")
