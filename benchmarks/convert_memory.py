@@ -113,17 +113,12 @@ def _moe_shapes(num_layers: int) -> list[tuple[str, tuple]]:
     return shapes + [("model.norm.weight", (h,)), ("lm_head.weight", (c["vocab_size"], h))]
 
 
-def build_model(out: Path, num_layers: int, dtype: torch.dtype, shape: str = "qwen2.5-0.5b"):
-    """Random HF folder of `shape`, written tensor by tensor. Returns byte sizes."""
-    from megatron_o1p.checkpoint.safetensors_io import write_sharded
-    from megatron_o1p.testing.tiny_models import build_tiny_qwen2
-
-    moe = shape == "qwen3-30b-a3b"
+def _qwen25_shapes(num_layers: int) -> list[tuple[str, tuple]]:
     h, f = QWEN25_05B["hidden_size"], QWEN25_05B["intermediate_size"]
     heads, kv = QWEN25_05B["num_attention_heads"], QWEN25_05B["num_key_value_heads"]
     head_dim = h // heads
     shapes = [("model.embed_tokens.weight", (QWEN25_05B["vocab_size"], h))]
-    for i in range(0 if moe else num_layers):
+    for i in range(num_layers):
         p = f"model.layers.{i}."
         shapes += [
             (p + "input_layernorm.weight", (h,)),
@@ -139,9 +134,16 @@ def build_model(out: Path, num_layers: int, dtype: torch.dtype, shape: str = "qw
             (p + "mlp.up_proj.weight", (f, h)),
             (p + "mlp.down_proj.weight", (h, f)),
         ]
-    shapes.append(("model.norm.weight", (h,)))
-    if moe:
-        shapes = _moe_shapes(num_layers)
+    return shapes + [("model.norm.weight", (h,))]
+
+
+def build_model(out: Path, num_layers: int, dtype: torch.dtype, model: str = "qwen2.5-0.5b"):
+    """Random HF folder of `model`'s shapes, written tensor by tensor. Returns byte sizes."""
+    from megatron_o1p.checkpoint.safetensors_io import write_sharded
+    from megatron_o1p.testing.tiny_models import build_tiny_qwen2
+
+    moe = model == "qwen3-30b-a3b"
+    shapes = _moe_shapes(num_layers) if moe else _qwen25_shapes(num_layers)
     generator = torch.Generator().manual_seed(0)
     out.mkdir(parents=True)
     specs = [(name, dtype, shape) for name, shape in shapes]

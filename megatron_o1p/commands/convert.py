@@ -90,16 +90,11 @@ def _run_verify(args: argparse.Namespace) -> int:
     verdict = "PASS" if result.passed else "FAIL"
     parallel = cfg.parallel
     ep = parallel.expert_model_parallel_size
-    experts = (
-        ""
-        if result.fewest_expert_tokens is None
-        else f", fewest tokens routed to an expert = {result.fewest_expert_tokens}"
-        + (
-            " (an idle expert is untested: raise --micro-batch-size)"
-            if not result.fewest_expert_tokens
-            else ""
-        )
-    )
+    fewest, experts = result.fewest_expert_tokens, ""
+    if fewest is not None:  # a mixture of experts
+        experts = f", fewest tokens routed to an expert = {fewest}"
+        if fewest == 0:
+            experts += " (an idle expert is untested: raise --micro-batch-size)"
     print0(
         f"verify: TP={parallel.tensor_model_parallel_size} "
         f"PP={parallel.pipeline_model_parallel_size}{f' EP={ep}' if ep > 1 else ''} "
